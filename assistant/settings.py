@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=2, ge=1, le=256, description="torch CPU threads.")
     max_new_tokens: int = Field(default=160, ge=1, le=4096)
+    repetition_penalty: float = Field(
+        default=1.2, ge=1.0, le=2.0,
+        description="Free-text decoding only; small models loop without it (1.0 = off).",
+    )
     model_cache: bool = Field(
         default=True, description="Cache a de-quantised GGUF model as safetensors."
     )

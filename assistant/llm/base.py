@@ -99,7 +99,8 @@ def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
     key = (
         settings.llm_backend,
         repr((settings.llm_model, settings.llm_gguf_file, settings.device, settings.num_threads,
-              str(settings.model_cache_dir), settings.max_new_tokens)),
+              str(settings.model_cache_dir), settings.max_new_tokens,
+              settings.repetition_penalty)),
     )
     if reuse and key in _LOADED:
         return _LOADED[key]

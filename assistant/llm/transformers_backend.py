@@ -1,0 +1,145 @@
+"""The ``transformers`` chat backend: any local HF model directory or GGUF file.
+
+CPU: fp32 with ``torch.set_num_threads``; CUDA: bf16 with ``device_map="auto"``
+(accelerate). Decoding is greedy, so answers are deterministic for fixed weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from assistant.errors import GenerationError
+from assistant.llm.base import Message, register_backend
+from assistant.llm.loading import load_model_and_tokenizer
+from assistant.llm.structured import GrammarCache
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TransformersBackend:
+    """Local causal LM behind the :class:`~assistant.llm.base.ChatBackend` protocol.
+
+    Args:
+        settings: ``llm_model``, ``llm_gguf_file``, ``device``, ``num_threads``,
+            ``max_new_tokens`` and ``data_dir`` (model cache) are used.
+
+    Raises:
+        ModelNotFoundError: the weights are missing.
+    """
+
+    name = "transformers"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        (
+            self.model, self.tokenizer, self.source, self.device, self.loaded_from
+        ) = load_model_and_tokenizer(settings)
+        self.model_id = self.source.model_id
+        vocab = int(getattr(self.model.config, "vocab_size", len(self.tokenizer)))
+        self.grammars = GrammarCache(self.tokenizer, vocab)
+        # one generate() at a time per model: torch CPU kernels already use all threads
+        self._lock = threading.Lock()
+
+    # -- prompt ----------------------------------------------------------------------
+    def encode(self, messages: Sequence[Message]) -> dict[str, Any]:
+        """Apply the chat template; returns ``{"input_ids", "attention_mask"}`` tensors."""
+        enc = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        return {k: v.to(self.model.device) for k, v in enc.items()}
+
+    def _generate_ids(self, enc: dict[str, Any], max_new_tokens: int, **kwargs: Any) -> list[int]:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                **kwargs,
+            )
+        return out[0][enc["input_ids"].shape[1]:].tolist()
+
+    # -- protocol ----------------------------------------------------------------------
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: type[BaseModel] | dict[str, Any] | None = None,
+        max_new_tokens: int | None = None,
+    ) -> Any:
+        """Greedy completion; see :meth:`ChatBackend.generate`.
+
+        With a schema, decoding is constrained by xgrammar. If the token budget runs
+        out before the JSON closes, one retry is made with twice the budget and a
+        repetition penalty (tiny models sometimes loop inside a string).
+
+        Raises:
+            GenerationError: the output still fails to parse or validate.
+        """
+        budget = max_new_tokens or self.settings.max_new_tokens
+        enc = self.encode(messages)
+        if schema is None:
+            ids = self._generate_ids(enc, budget, repetition_penalty=self.settings.repetition_penalty)
+            return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+        last_error = ""
+        for attempt, extra in enumerate(({}, {"repetition_penalty": 1.3})):
+            ids = self._generate_ids(
+                enc,
+                budget * (attempt + 1),
+                logits_processor=[self.grammars.logits_processor(schema)],
+                **extra,
+            )
+            text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            try:
+                if isinstance(schema, dict):
+                    return json.loads(text)
+                return schema.model_validate_json(text)
+            except (ValueError, ValidationError) as exc:
+                last_error = str(exc).splitlines()[0]
+                log.warning("constrained output invalid (attempt %d): %s", attempt + 1, last_error)
+        raise GenerationError(f"model output did not match the schema: {last_error}")
+
+    def stream(
+        self, messages: Sequence[Message], *, max_new_tokens: int | None = None
+    ) -> Iterator[str]:
+        """Yield decoded text pieces of the greedy completion as they are produced."""
+        from transformers import TextIteratorStreamer
+
+        enc = self.encode(messages)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120
+        )
+        budget = max_new_tokens or self.settings.max_new_tokens
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._generate_ids(
+                    enc, budget, streamer=streamer,
+                    repetition_penalty=self.settings.repetition_penalty,
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                errors.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if errors:
+            raise GenerationError(f"generation failed: {errors[0]}") from errors[0]
+
+
+@register_backend("transformers")
+def _factory(settings: Settings) -> TransformersBackend:
+    return TransformersBackend(settings)
