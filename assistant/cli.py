@@ -72,17 +72,145 @@ def ask(
     sys.stdout.write("\n")
 
 
+hospital_app = typer.Typer(help="Hospital resource tables (SQLite).", no_args_is_help=True)
+app.add_typer(hospital_app, name="hospital")
+
+
+@hospital_app.command("demo")
+def hospital_demo(
+    seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 7,
+    days: Annotated[int, typer.Option(help="Days of clinic sessions.")] = 14,
+) -> None:
+    """(Re)build the seeded demo hospital at the configured hospital_db."""
+    from assistant.hospital.demo import build_demo_hospital
+
+    settings = _settings()
+    summary = build_demo_hospital(settings.resolved_hospital_db, seed=seed, days=days)
+    typer.echo(f"demo hospital written to {settings.resolved_hospital_db}: {summary}")
+
+
+@hospital_app.command("import")
+def hospital_import(
+    folder: Annotated[str, typer.Argument(help="Folder of CSV files (see README).")],
+    replace: Annotated[bool, typer.Option(help="Replace the existing tables.")] = False,
+) -> None:
+    """Import the hospital's own CSV tables in one transaction."""
+    from pathlib import Path
+
+    from assistant.hospital.csv_import import import_csv_dir
+
+    settings = _settings()
+    report = import_csv_dir(settings.resolved_hospital_db, Path(folder), replace=replace)
+    typer.echo(f"imported into {settings.resolved_hospital_db}: {report}")
+
+
+def ensure_hospital(settings) -> None:  # noqa: ANN001
+    """Build the demo hospital when no resource tables exist yet."""
+    if not settings.resolved_hospital_db.is_file():
+        from assistant.hospital.demo import build_demo_hospital
+
+        typer.echo(f"no hospital tables at {settings.resolved_hospital_db}: building the demo hospital",
+                   err=True)
+        build_demo_hospital(settings.resolved_hospital_db)
+
+
+@app.command()
+def triage(
+    text: Annotated[str, typer.Option("--text", help="The complaint, English or Chinese.")],
+    age: Annotated[Optional[float], typer.Option(help="Age in years.")] = None,
+    sex: Annotated[Optional[str], typer.Option(help="F or M.")] = None,
+    pregnant: Annotated[Optional[bool], typer.Option("--pregnant/--not-pregnant")] = None,
+    lang: Annotated[Optional[str], typer.Option(help="en or zh (default: detected).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the TriageResult JSON.")] = False,
+    lead_in: Annotated[bool, typer.Option("--lead-in/--no-lead-in", help="LLM lead-in.")] = False,
+) -> None:
+    """Triage one complaint: urgency, red flags, department, doctor, demand signal."""
+    from assistant.triage.engine import Triager
+    from assistant.triage.render import render_answer
+
+    settings = _settings()
+    ensure_hospital(settings)
+    backend = None
+    if lead_in:
+        from assistant.llm import get_backend
+
+        backend = get_backend(settings)
+    result = Triager(settings, backend=backend).triage(
+        text, age=age, sex=sex, pregnant=pregnant, lang=lang, lead_in=lead_in
+    )
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        typer.echo(render_answer(result))
+
+
+@app.command()
+def ingest(
+    limit: Annotated[Optional[int], typer.Option(help="Ingest at most N literature records.")] = None,
+    literature: Annotated[bool, typer.Option("--literature/--no-literature")] = True,
+    hospital: Annotated[bool, typer.Option("--hospital/--no-hospital")] = True,
+) -> None:
+    """Build or update the Chroma index (MedQuAD + own documents, hospital records)."""
+    settings = _settings()
+    _ingest(settings, limit=limit, literature=literature, hospital=hospital)
+
+
+def _ingest(settings, *, limit: int | None, literature: bool = True, hospital: bool = True) -> None:  # noqa: ANN001
+    from assistant.knowledge import ingest_hospital_records, ingest_literature, print_summary
+
+    if hospital:
+        from assistant.hospital.db import open_db
+        from assistant.hospital.documents import hospital_documents
+
+        ensure_hospital(settings)
+        with open_db(settings.resolved_hospital_db, create=False)() as session:
+            records = hospital_documents(session)
+        print_summary(ingest_hospital_records(settings, records))
+    if literature:
+        print_summary(ingest_literature(settings, limit=limit, progress=True))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    limit: Annotated[Optional[int], typer.Option(help="Literature records to index if no index exists.")] = None,
+) -> None:
+    """Serve the web UI (builds the demo hospital and the index first if missing)."""
+    from assistant.llm import get_backend
+    from assistant.ui.app import build_app, launch
+
+    settings = _settings()
+    ensure_hospital(settings)
+    if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
+        typer.echo("no index yet: building it from MedQuAD and the hospital tables", err=True)
+        _ingest(settings, limit=limit)
+    backend = get_backend(settings) if settings.llm_lead_in else None
+    launch(build_app(settings, backend=backend), host=host, port=port)
+
+
 DEMO_COMPLAINT = (
     "I have had a sore throat and a mild fever for two days, and it hurts to swallow."
 )
 
 
 @app.command()
-def demo() -> None:
-    """Run the main job on the embedded defaults with a built-in sample complaint."""
+def demo(
+    serve_ui: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the web UI afterwards.")] = True,
+) -> None:
+    """The main job on the embedded defaults: build what is missing, triage a sample, serve."""
+    from assistant.triage.engine import Triager
+    from assistant.triage.render import render_answer
+
+    settings = _settings()
+    ensure_hospital(settings)
+    if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
+        _ingest(settings, limit=None)
     typer.echo(f"patient> {DEMO_COMPLAINT}")
-    typer.echo("assistant> ", nl=False)
-    ask(DEMO_COMPLAINT, max_new_tokens=None)
+    result = Triager(settings).triage(DEMO_COMPLAINT, age=30, lead_in=False)
+    typer.echo(render_answer(result))
+    if serve_ui:
+        serve(host="127.0.0.1", port=7860, limit=None)
 
 
 def main() -> None:

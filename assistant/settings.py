@@ -83,6 +83,10 @@ class Settings(BaseSettings):
             "give a second opinion on urgency. The 135M default only writes a lead-in."
         ),
     )
+    llm_lead_in: bool = Field(
+        default=True,
+        description="Let the LLM write one short empathetic lead-in (checked, dropped if unsafe).",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=2, ge=1, le=256, description="torch CPU threads.")
     max_new_tokens: int = Field(default=160, ge=1, le=4096)

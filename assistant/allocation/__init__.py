@@ -20,6 +20,7 @@ from assistant.allocation.greedy import greedy_allocate
 from assistant.allocation.lp import allocate
 from assistant.allocation.models import (
     DEFAULT_NEIGHBOURS,
+    DEFAULT_SHARED,
     AllocationResult,
     AllocationStatus,
     AllocationWeights,
@@ -33,6 +34,7 @@ from assistant.allocation.models import (
 
 __all__ = [
     "DEFAULT_NEIGHBOURS",
+    "DEFAULT_SHARED",
     "AllocationResult",
     "AllocationStatus",
     "AllocationWeights",

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from assistant.allocation.compat import ResourceTable, prepare
+from assistant.allocation.compat import ResourceTable, expand, prepare
 from assistant.allocation.explain import build_result
 from assistant.allocation.models import (
     AllocationResult,
@@ -55,25 +55,24 @@ def book_one(
         InputError: naive datetimes.
     """
     t0 = time.perf_counter()
-    batch, table, pairs, weights, now_s = prepare([signal], resources, weights, neighbours, now, shared)
+    batch, table, win, weights, now_ms = prepare(
+        [signal], resources, weights, neighbours, now, shared
+    )
+    pairs = expand(batch, table, win, weights, now_ms)
     t1 = time.perf_counter()
-    free = table.capacity[pairs.res] > 0
-    if free.any():
-        cand = np.flatnonzero(free)
-        take = cand[[int(np.argmax(pairs.coef[cand]))]]
-    else:
-        take = np.zeros(0, np.int64)
+    free = np.flatnonzero(table.capacity[pairs.res] > 0)
+    take = free[[int(np.argmax(pairs.coef[free]))]] if free.size else free
     t2 = time.perf_counter()
     return build_result(
         status=AllocationStatus.OPTIMAL,
         method="single",
         batch=batch,
         table=table,
-        pairs=pairs,
-        take=take,
+        win=win,
+        chosen=pairs.subset(take),
         weights=weights,
-        now_s=now_s,
-        num_constraints=1 + int(free.sum()),
+        now_ms=now_ms,
+        num_constraints=1 + int(free.size),
         build_seconds=t1 - t0,
         solve_seconds=t2 - t1,
     )

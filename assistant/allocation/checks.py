@@ -79,7 +79,9 @@ def compatibility_violations(
     res = {r.id: r for r in resources}
     problems = []
     for a in result.assignments:
-        ok, over = is_compatible(sig[a.signal_id], res[a.resource_id], now=now, neighbours=neighbours)
+        ok, over = is_compatible(
+            sig[a.signal_id], res[a.resource_id], now=now, neighbours=neighbours
+        )
         if not ok:
             problems.append(f"{a.signal_id} -> {a.resource_id}: not compatible")
         elif over != a.overflow:
@@ -104,7 +106,13 @@ def _arrays(resources: Sequence[Resource], result: AllocationResult) -> dict[str
 def _compatible_mask(
     s: DemandSignal, arr: dict[str, np.ndarray], depts: Sequence[str], now: datetime
 ) -> np.ndarray:
-    sub = s.bed_type if s.resource_type == "bed" else s.modality if s.resource_type == "imaging" else ""
+    sub = (
+        s.bed_type
+        if s.resource_type == "bed"
+        else s.modality
+        if s.resource_type == "imaging"
+        else ""
+    )
     lo, hi = max(s.earliest, now).timestamp(), s.latest.timestamp()
     return (
         (arr["kind"] == s.resource_type)
@@ -168,13 +176,13 @@ def overflow_violations(
             own = [s.department, *DEFAULT_SHARED]
             room = _compatible_mask(s, arr, own, now) & (arr["spare"] > 0)
             if room.any():
-                problems.append(f"{s.id} overflowed to {a.department} while {s.department} had room")
+                problems.append(
+                    f"{s.id} overflowed to {a.department} while {s.department} had room"
+                )
     return problems
 
 
-def urgency_weighted_wait(
-    result: AllocationResult, signals: Sequence[DemandSignal]
-) -> float:
+def urgency_weighted_wait(result: AllocationResult, signals: Sequence[DemandSignal]) -> float:
     """Urgency-weighted mean wait in hours, counting unmet signals at their full window.
 
     ``sum_s w_s * wait_s / sum_s w_s`` with ``w_s`` the disposition's urgency weight,

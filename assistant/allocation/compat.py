@@ -16,8 +16,8 @@ O(S * G + P) numpy work (``S`` signals, ``G`` target groups per signal, ``P`` pa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import numpy as np
@@ -27,6 +27,7 @@ from assistant.allocation.models import (
     DEFAULT_NEIGHBOURS,
     DEFAULT_SHARED,
     AllocationWeights,
+    Assignment,
     Resource,
 )
 from assistant.errors import InputError
@@ -40,20 +41,21 @@ _SUBTYPE = {k: i for i, k in enumerate(SUBTYPES)}
 _LANG = {k: i for i, k in enumerate(LANGUAGES)}
 _DISPOSITIONS = list(Disposition)
 
-_EPOCH = 946_684_800  # 2000-01-01T00:00Z; times are stored as seconds since then
-_TIME_BITS = 34  # 2**34 s = 544 years of room in the composite (group, time) key
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # times are stored as ms since then
+_MS = timedelta(milliseconds=1)
+_TIME_BITS = 44  # 2**44 ms = 557 years of room in the composite (group, time) key
 _TIME_MAX = (1 << _TIME_BITS) - 1
 
 
-def to_seconds(value: datetime) -> int:
-    """Seconds since 2000-01-01 UTC of an aware datetime (naive is rejected).
+def to_ms(value: datetime) -> int:
+    """Milliseconds since 2000-01-01 UTC of an aware datetime (naive is rejected).
 
     Raises:
         InputError: ``value`` is naive.
     """
     if value.tzinfo is None or value.utcoffset() is None:
         raise InputError(f"naive datetime {value!r}: allocation times must be timezone-aware")
-    return int(value.timestamp()) - _EPOCH
+    return (value - _EPOCH) // _MS
 
 
 def _subtype(kind: str, bed_type: str | None, modality: str | None) -> int:
@@ -73,12 +75,12 @@ class ResourceTable:
     Attributes:
         resources: the resources in sorted order.
         ids: resource ids in sorted order.
-        start_s: start times, seconds since 2000-01-01 UTC (int64).
+        start_ms: start times, milliseconds since 2000-01-01 UTC (int64).
         capacity: remaining capacity (int64, >= 0).
         dept: department codes into ``departments``.
         departments: department vocabulary of the table.
         group: compatibility group of each resource.
-        keys: sorted composite keys ``group << 34 | start``.
+        keys: sorted composite keys ``group << 44 | start``.
         sub_match: bool matrix ``R x len(sub_specialties)``.
         lang_match: bool matrix ``R x 2`` (en, zh).
 
@@ -95,7 +97,7 @@ class ResourceTable:
         self.departments: list[str] = sorted({r.department for r in resources})
         self.dept_index: dict[str, int] = {d: i for i, d in enumerate(self.departments)}
         dept = np.fromiter((self.dept_index[r.department] for r in resources), np.int64, n)
-        start = np.fromiter((to_seconds(r.start) for r in resources), np.int64, n)
+        start = np.fromiter((to_ms(r.start) for r in resources), np.int64, n)
         cap = np.fromiter((r.capacity for r in resources), np.int64, n)
         n_dept = max(len(self.departments), 1)
         group_code = (kind * len(SUBTYPES) + sub) * n_dept + dept
@@ -115,13 +117,11 @@ class ResourceTable:
         self.kind = kind[order]
         self.subtype = sub[order]
         self.dept = dept[order]
-        self.start_s = start[order]
+        self.start_ms = start[order]
         self.capacity = cap[order]
         self.group = group[order]
         self.keys = keys[order]
-        self.sub_specialties: list[str] = sorted(
-            {s for r in resources for s in r.sub_specialties}
-        )
+        self.sub_specialties: list[str] = sorted({s for r in resources for s in r.sub_specialties})
         self.sub_index: dict[str, int] = {s: i for i, s in enumerate(self.sub_specialties)}
         self.sub_match = np.zeros((n, max(len(self.sub_specialties), 1)), bool)
         self.lang_match = np.zeros((n, len(LANGUAGES)), bool)
@@ -141,15 +141,15 @@ class ResourceTable:
         other.capacity = np.asarray(capacity, np.int64).copy()
         return other
 
-    def after(self, assignments: Sequence[object]) -> ResourceTable:
-        """Copy with capacity reduced by ``assignments`` (objects with ``resource_id``).
+    def after(self, assignments: Sequence[Assignment]) -> ResourceTable:
+        """Copy with capacity reduced by one per assignment (e.g. after :func:`book_one`).
 
         Raises:
             InputError: an assignment names an unknown resource.
         """
         cap = self.capacity.copy()
         for a in assignments:
-            rid = getattr(a, "resource_id")
+            rid = a.resource_id
             if rid not in self.id_index:
                 raise InputError(f"unknown resource id {rid!r}")
             cap[self.id_index[rid]] -= 1
@@ -170,9 +170,9 @@ class SignalBatch:
     subtype: NDArray[np.int64]
     dept: NDArray[np.int64]
     departments: list[str]
-    earliest_s: NDArray[np.int64]
-    latest_s: NDArray[np.int64]
-    created_s: NDArray[np.int64]
+    earliest_ms: NDArray[np.int64]
+    latest_ms: NDArray[np.int64]
+    created_ms: NDArray[np.int64]
     rank: NDArray[np.int64]
     weight: NDArray[np.float64]
     sub: NDArray[np.int64]
@@ -229,13 +229,16 @@ class SignalBatch:
             ),
             dept=dept,
             departments=departments,
-            earliest_s=np.fromiter((to_seconds(s.earliest) for s in signals), np.int64, n),
-            latest_s=np.fromiter((to_seconds(s.latest) for s in signals), np.int64, n),
-            created_s=np.fromiter((to_seconds(s.created_at) for s in signals), np.int64, n),
+            earliest_ms=np.fromiter((to_ms(s.earliest) for s in signals), np.int64, n),
+            latest_ms=np.fromiter((to_ms(s.latest) for s in signals), np.int64, n),
+            created_ms=np.fromiter((to_ms(s.created_at) for s in signals), np.int64, n),
             rank=rank,
             weight=w_of[rank] if n else np.zeros(0),
             sub=np.fromiter(
-                (table.sub_index.get(s.sub_specialty, -1) if s.sub_specialty else -1 for s in signals),
+                (
+                    table.sub_index.get(s.sub_specialty, -1) if s.sub_specialty else -1
+                    for s in signals
+                ),
                 np.int64,
                 n,
             ),
@@ -249,104 +252,186 @@ class SignalBatch:
 
 
 @dataclass(slots=True)
-class Pairs:
-    """Compatible signal-resource pairs (the LP columns), sorted by signal then preference.
-
-    Within a signal, own-department pairs come first (by start), then those of each
-    shared-service department, then each neighbour's.
+class Windows:
+    """In-window resource ranges of every (signal, target department) cell.
 
     Attributes:
-        sig: signal index (into the batch) of each pair.
-        res: resource index (into the sorted table) of each pair.
-        overflow: True when the resource is in a neighbour department.
-        frac: position of the start in the signal window, in [0, 1].
-        wait_h: hours from the signal's earliest time to the resource start.
-        sub_match, lang_match: bonus indicators.
-        coef: objective coefficient (maximise).
-        has_type: per signal, whether any own/neighbour group of its type exists.
+        lo, hi: ``S x T`` positions into the sorted table: resources ``lo <= i < hi``
+            of the target's group start inside the signal's window (empty if hi <= lo).
+        cnt: ``S x T`` range lengths (0 where no group or empty window).
+        n_pairs: ``S`` compatible resources per signal.
+        has_type: ``S`` whether any own/shared/neighbour group of the right type exists.
+        overflow: ``T`` whether each target column is a neighbour (overflow) column.
     """
 
-    sig: NDArray[np.int64]
-    res: NDArray[np.int64]
-    overflow: NDArray[np.bool_]
-    frac: NDArray[np.float64]
-    wait_h: NDArray[np.float64]
-    sub_match: NDArray[np.bool_]
-    lang_match: NDArray[np.bool_]
-    coef: NDArray[np.float64]
+    lo: NDArray[np.int64]
+    hi: NDArray[np.int64]
+    cnt: NDArray[np.int64]
+    n_pairs: NDArray[np.int64]
     has_type: NDArray[np.bool_]
-
-    def __len__(self) -> int:
-        return len(self.sig)
-
-    def terms(self, weight: NDArray[np.float64], weights: AllocationWeights, take: NDArray[np.int64]
-              ) -> tuple[float, float, float, float]:
-        """(served weight, wait penalty, overflow penalty, match bonus) of pairs ``take``."""
-        w = weight[self.sig[take]]
-        served = float(w.sum())
-        wait = float((w * weights.wait_penalty * self.frac[take]).sum())
-        over = float((w * weights.overflow_penalty * self.overflow[take]).sum())
-        match = float(
-            (
-                w
-                * (
-                    weights.sub_specialty_bonus * self.sub_match[take]
-                    + weights.language_bonus * self.lang_match[take]
-                )
-            ).sum()
-        )
-        return served, wait, over, match
+    overflow: NDArray[np.bool_]
 
 
-def enumerate_pairs(
-    batch: SignalBatch, table: ResourceTable, weights: AllocationWeights, now_s: int
-) -> Pairs:
-    """All compatible pairs of ``batch`` x ``table`` with their objective coefficients.
+def compute_windows(batch: SignalBatch, table: ResourceTable, now_ms: int) -> Windows:
+    """Find the in-window range of every (signal, target group) with ``searchsorted``.
 
     Args:
         batch: encoded signals (``S``).
         table: encoded resources (``R``).
-        weights: objective weights.
-        now_s: current time in seconds since 2000-01-01 UTC; resources starting
-            earlier are in the past and never compatible.
-
-    Returns:
-        :class:`Pairs` with ``P`` entries (``P <= S * R``).
+        now_ms: current time, milliseconds since 2000-01-01 UTC; resources starting earlier
+            are in the past and never compatible.
     """
     n_sig = len(batch)
-    n_tab_dept = len(table.departments)
     tgt = batch.targets  # S x T
-    t_cols = tgt.shape[1]
-    valid_dept = (tgt >= 0) & (tgt < n_tab_dept)
+    valid_dept = (tgt >= 0) & (tgt < len(table.departments))
     gid = np.full(tgt.shape, -1, np.int64)
     if n_sig and len(table):
         kk = np.broadcast_to(batch.kind[:, None], tgt.shape)
         ss = np.broadcast_to(batch.subtype[:, None], tgt.shape)
         gid[valid_dept] = table.group_lookup[kk[valid_dept], ss[valid_dept], tgt[valid_dept]]
     has_group = gid >= 0
-    has_type = has_group.any(axis=1) if t_cols else np.zeros(n_sig, bool)
-
-    lo_t = np.clip(np.maximum(batch.earliest_s, now_s), 0, _TIME_MAX)
-    hi_t = np.clip(batch.latest_s, -1, _TIME_MAX)
+    lo_t = np.clip(np.maximum(batch.earliest_ms, now_ms), 0, _TIME_MAX)
+    hi_t = np.clip(batch.latest_ms, -1, _TIME_MAX)
     g = np.where(has_group, gid, 0)
     lo = np.searchsorted(table.keys, (g << _TIME_BITS) | lo_t[:, None], "left")
     hi = np.searchsorted(table.keys, (g << _TIME_BITS) | np.maximum(hi_t, 0)[:, None], "right")
     ok = has_group & (hi_t[:, None] >= lo_t[:, None])
-    cnt = np.where(ok, hi - lo, 0).ravel()
+    cnt = np.where(ok, hi - lo, 0)
+    return Windows(
+        lo=lo,
+        hi=hi,
+        cnt=cnt,
+        n_pairs=cnt.sum(axis=1),
+        has_type=has_group.any(axis=1),
+        overflow=batch.target_overflow,
+    )
+
+
+@dataclass(slots=True)
+class Pairs:
+    """Signal-resource pairs with their objective terms (LP columns of the full model).
+
+    Produced by :func:`expand` sorted by signal; within a signal own-department pairs
+    come first (by start), then shared-service ones, then each neighbour's.
+
+    Attributes:
+        sig: signal index (into the batch).
+        res: resource index (into the sorted table).
+        overflow: True when the resource is in a neighbour department.
+        frac: ``(start - max(earliest, now)) / window length``, in [0, 1].
+        age: ``(now - earliest) / window length`` clipped to [0, 1] (already waited).
+        wait_h: hours from the signal's earliest time to the resource start.
+        sub_match, lang_match: bonus indicators.
+        coef: objective coefficient (maximise), see :class:`AllocationWeights`.
+    """
+
+    sig: NDArray[np.int64]
+    res: NDArray[np.int64]
+    overflow: NDArray[np.bool_]
+    frac: NDArray[np.float64]
+    age: NDArray[np.float64]
+    wait_h: NDArray[np.float64]
+    sub_match: NDArray[np.bool_]
+    lang_match: NDArray[np.bool_]
+    coef: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.sig)
+
+    def subset(self, idx: NDArray[np.int64]) -> Pairs:
+        """The pairs ``idx`` (same field order)."""
+        return Pairs(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def terms(self, weight: NDArray[np.float64], weights: AllocationWeights) -> dict[str, float]:
+        """Objective terms of these pairs taken as assignments.
+
+        Args:
+            weight: urgency weight per signal of the batch (``S``).
+            weights: objective weights.
+
+        Returns:
+            ``served_weight``, ``wait_penalty``, ``overflow_penalty``, ``match_bonus``,
+            ``age_bonus`` and ``total`` (= sum of ``coef``).
+        """
+        w = weight[self.sig]
+        out = {
+            "served_weight": float(w.sum()),
+            "wait_penalty": float((w * weights.wait_penalty * self.frac).sum()),
+            "overflow_penalty": float((w * weights.overflow_penalty * self.overflow).sum()),
+            "match_bonus": float(
+                (
+                    w
+                    * (
+                        weights.sub_specialty_bonus * self.sub_match
+                        + weights.language_bonus * self.lang_match
+                    )
+                ).sum()
+            ),
+            "age_bonus": float((w * weights.age_bonus * self.age).sum()),
+        }
+        out["total"] = float(self.coef.sum())
+        return out
+
+
+def expand(
+    batch: SignalBatch,
+    table: ResourceTable,
+    win: Windows,
+    weights: AllocationWeights,
+    now_ms: int,
+    rows: NDArray[np.int64] | None = None,
+) -> Pairs:
+    """Enumerate the compatible pairs of signals ``rows`` (default: all) with coefficients.
+
+    Args:
+        batch: encoded signals (``S``).
+        table: encoded resources (``R``).
+        win: windows from :func:`compute_windows`.
+        weights: objective weights.
+        now_ms: current time (milliseconds since 2000-01-01 UTC).
+        rows: signal indices to expand, increasing.
+
+    Returns:
+        :class:`Pairs` sorted by signal (``P`` = sum of ``win.n_pairs[rows]``).
+    """
+    rows = np.arange(len(batch)) if rows is None else np.asarray(rows, np.int64)
+    t_cols = win.cnt.shape[1]
+    cnt = win.cnt[rows].ravel()
     total = int(cnt.sum())
-    # expand ranges [lo, hi) of every (signal, target) cell, row-major = signal-major
     cell = np.repeat(np.arange(cnt.size), cnt)
     offs = np.cumsum(cnt) - cnt
-    res = lo.ravel()[cell] + (np.arange(total) - offs[cell])
-    sig = cell // t_cols
-    overflow = batch.target_overflow[cell % t_cols]
+    res = win.lo[rows].ravel()[cell] + (np.arange(total) - offs[cell])
+    return make_pairs(
+        batch, table, rows[cell // t_cols], res, win.overflow[cell % t_cols], weights, now_ms
+    )
 
-    e = batch.earliest_s[sig]
-    span = (batch.latest_s[sig] - e).astype(np.float64)
-    delta = (table.start_s[res] - e).astype(np.float64)
-    frac = np.where(span > 0, np.clip(delta / np.where(span > 0, span, 1.0), 0.0, 1.0), 0.0)
+
+def make_pairs(
+    batch: SignalBatch,
+    table: ResourceTable,
+    sig: NDArray[np.int64],
+    res: NDArray[np.int64],
+    overflow: NDArray[np.bool_],
+    weights: AllocationWeights,
+    now_ms: int,
+) -> Pairs:
+    """Objective terms and coefficients of given (compatible) pairs.
+
+    Args:
+        batch, table: encoded inputs.
+        sig, res: signal and resource index of each pair (``P``).
+        overflow: whether each pair is an overflow pair (``P``).
+        weights: objective weights.
+        now_ms: current time (milliseconds since 2000-01-01 UTC).
+    """
+    e = batch.earliest_ms[sig]
+    span = (batch.latest_ms[sig] - e).astype(np.float64)
+    inv = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0)
+    start = table.start_ms[res]
+    frac = np.clip((start - np.maximum(e, now_ms)) * inv, 0.0, 1.0)
+    age = np.clip((now_ms - e) * inv, 0.0, 1.0)
     s_sub = batch.sub[sig]
-    sub_match = np.zeros(total, bool)
+    sub_match = np.zeros(len(sig), bool)
     has_sub = s_sub >= 0
     sub_match[has_sub] = table.sub_match[res[has_sub], s_sub[has_sub]]
     lang_match = table.lang_match[res, batch.lang[sig]]
@@ -356,17 +441,18 @@ def enumerate_pairs(
         - weights.overflow_penalty * overflow
         + weights.sub_specialty_bonus * sub_match
         + weights.language_bonus * lang_match
+        + weights.age_bonus * age
     )
     return Pairs(
         sig=sig,
         res=res,
         overflow=overflow,
         frac=frac,
-        wait_h=delta / 3600.0,
+        age=age,
+        wait_h=(start - e) / 3_600_000.0,
         sub_match=sub_match,
         lang_match=lang_match,
         coef=coef,
-        has_type=has_type,
     )
 
 
@@ -377,10 +463,8 @@ def prepare(
     neighbours: Mapping[str, Sequence[str]] | None,
     now: datetime | None,
     shared: Sequence[str] | None = None,
-) -> tuple[SignalBatch, ResourceTable, Pairs, AllocationWeights, int]:
-    """Encode inputs and enumerate pairs; the shared first step of every allocator."""
-    from datetime import timezone
-
+) -> tuple[SignalBatch, ResourceTable, Windows, AllocationWeights, int]:
+    """Encode inputs and find the in-window ranges; the first step of every allocator."""
     weights = weights or AllocationWeights()
     table = resources if isinstance(resources, ResourceTable) else ResourceTable(resources)
     batch = SignalBatch.encode(
@@ -390,5 +474,5 @@ def prepare(
         weights,
         DEFAULT_SHARED if shared is None else shared,
     )
-    now_s = to_seconds(now or datetime.now(timezone.utc))
-    return batch, table, enumerate_pairs(batch, table, weights, now_s), weights, now_s
+    now_ms = to_ms(now or datetime.now(UTC))
+    return batch, table, compute_windows(batch, table, now_ms), weights, now_ms

@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 from numpy.typing import NDArray
 
-from assistant.allocation.compat import Pairs, ResourceTable, SignalBatch
+from assistant.allocation.compat import Pairs, ResourceTable, SignalBatch, Windows
 from assistant.allocation.models import (
     REASON_TEXT,
     AllocationResult,
@@ -33,56 +33,92 @@ _DISPOSITIONS = list(Disposition)
 DUAL_TOL = 1e-7
 """Dual values at or below this are treated as zero (not binding)."""
 _LABEL = {
-    Disposition.EMERGENCY_AMBULANCE: "one ambulance emergency",
-    Disposition.EMERGENCY: "one emergency",
-    Disposition.CONSULTATION_24: "one within-24-h consultation",
-    Disposition.CONSULTATION: "one routine consultation",
-    Disposition.SELF_CARE: "one self-care follow-up",
+    Disposition.EMERGENCY_AMBULANCE: "an ambulance emergency",
+    Disposition.EMERGENCY: "an emergency",
+    Disposition.CONSULTATION_24: "a within-24-h consultation",
+    Disposition.CONSULTATION: "a routine consultation",
+    Disposition.SELF_CARE: "a self-care follow-up",
 }
+
+
+def _range_min(
+    values: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64], empty: int
+) -> NDArray[np.int64]:
+    """``min(values[lo:hi])`` for many ranges at once (sparse table, O(R log R) build)."""
+    out = np.full(lo.shape, empty, np.int64)
+    ok = hi > lo
+    if not ok.any() or len(values) == 0:
+        return out
+    levels = [values]
+    while 2 ** len(levels) <= len(values):
+        prev, half = levels[-1], 2 ** (len(levels) - 1)
+        levels.append(np.minimum(prev[:-half], prev[half:]))
+    lo_ok, hi_ok = lo[ok], hi[ok]
+    k = np.floor(np.log2(hi_ok - lo_ok)).astype(np.int64)
+    res = np.empty(len(lo_ok), np.int64)
+    for lev in np.unique(k).tolist():
+        sel = k == lev
+        tab = levels[lev]
+        res[sel] = np.minimum(tab[lo_ok[sel]], tab[hi_ok[sel] - 2**lev])
+    out[ok] = res
+    return out
 
 
 def unmet_reasons(
     batch: SignalBatch,
     table: ResourceTable,
-    pairs: Pairs,
-    take: NDArray[np.int64],
-    now_s: int,
+    win: Windows,
+    chosen: Pairs,
+    unmet_idx: NDArray[np.int64],
+    now_ms: int,
 ) -> list[UnmetSignal]:
-    """Explain every signal of ``batch`` not covered by the chosen pairs ``take``.
+    """Explain every unserved signal.
 
-    Codes, most specific first: no resource of the type in own/neighbour departments;
-    window passed; no compatible resource in window; all compatible resources had zero
-    capacity before the run; otherwise their capacity went to more / equally / less
-    urgent signals (compared by disposition rank of the patients placed on them).
+    Codes, most specific first: no resource of the type in own/shared/neighbour
+    departments; window passed; no compatible resource in window; all compatible
+    resources had zero capacity before the run; otherwise their capacity went to more /
+    equally / less urgent signals (compared by disposition rank of the patients placed
+    on them). Computed on the in-window ranges (prefix sums and range minima), without
+    enumerating pairs.
+
+    Args:
+        batch, table, win: encoded inputs and windows.
+        chosen: the assignments as pairs.
+        unmet_idx: indices of the unserved signals, increasing.
+        now_ms: current time.
     """
-    n_sig, n_res = len(batch), len(table)
-    served = np.zeros(n_sig, bool)
-    served[pairs.sig[take]] = True
-    if served.all():
+    n_res = len(table)
+    if unmet_idx.size == 0:
         return []
-    n_pairs = np.bincount(pairs.sig, minlength=n_sig)
-    n_open = np.bincount(pairs.sig, weights=(table.capacity[pairs.res] > 0), minlength=n_sig)
-    # best (lowest) rank placed on each resource, then over each unmet signal's pairs
+    lo, hi = (
+        win.lo[unmet_idx],
+        np.where(win.cnt[unmet_idx] > 0, win.hi[unmet_idx], win.lo[unmet_idx]),
+    )
+    open_cum = np.concatenate([[0], np.cumsum(table.capacity > 0)])
+    n_open = (open_cum[hi] - open_cum[lo]).sum(axis=1)
+    # best (lowest) rank placed on each resource, then over each unmet signal's ranges
     big = len(_DISPOSITIONS)
     res_rank = np.full(n_res, big, np.int64)
-    np.minimum.at(res_rank, pairs.res[take], batch.rank[pairs.sig[take]])
-    sig_best = np.full(n_sig, big, np.int64)
-    np.minimum.at(sig_best, pairs.sig, res_rank[pairs.res])
+    np.minimum.at(res_rank, chosen.res, batch.rank[chosen.sig])
+    best = _range_min(res_rank, lo, hi, big).min(axis=1)
+    n_open_of = dict(zip(unmet_idx.tolist(), n_open.tolist(), strict=True))
+    best_of = dict(zip(unmet_idx.tolist(), best.tolist(), strict=True))
+    n_pairs = win.n_pairs
 
     out: list[UnmetSignal] = []
-    for i in np.flatnonzero(~served):
+    for i in unmet_idx.tolist():
         s = batch.signals[i]
-        if not pairs.has_type[i]:
+        if not win.has_type[i]:
             code = UnmetReason.NO_RESOURCE_TYPE
-        elif batch.latest_s[i] < now_s:
+        elif batch.latest_ms[i] < now_ms:
             code = UnmetReason.WINDOW_PASSED
         elif n_pairs[i] == 0:
             code = UnmetReason.NO_SLOT_IN_WINDOW
-        elif n_open[i] == 0:
+        elif n_open_of[i] == 0:
             code = UnmetReason.FULLY_BOOKED
-        elif sig_best[i] < batch.rank[i]:
+        elif best_of[i] < batch.rank[i]:
             code = UnmetReason.CAPACITY_MORE_URGENT
-        elif sig_best[i] == batch.rank[i]:
+        elif best_of[i] == batch.rank[i]:
             code = UnmetReason.CAPACITY_EQUAL_URGENCY
         else:
             code = UnmetReason.CAPACITY_LESS_URGENT
@@ -103,14 +139,12 @@ def unmet_reasons(
     return out
 
 
-def assignments(
-    batch: SignalBatch, table: ResourceTable, pairs: Pairs, take: NDArray[np.int64]
-) -> list[Assignment]:
+def assignments(batch: SignalBatch, table: ResourceTable, chosen: Pairs) -> list[Assignment]:
     """One :class:`Assignment` per chosen pair, in signal input order."""
-    take = take[np.argsort(pairs.sig[take], kind="stable")]
+    order = np.argsort(chosen.sig, kind="stable")
     out: list[Assignment] = []
-    for p in take.tolist():
-        i, r = int(pairs.sig[p]), int(pairs.res[p])
+    for p in order.tolist():
+        i, r = int(chosen.sig[p]), int(chosen.res[p])
         res = table.resources[r]
         out.append(
             Assignment(
@@ -119,10 +153,10 @@ def assignments(
                 department=res.department,
                 start=res.start,
                 disposition=_DISPOSITIONS[int(batch.rank[i])],
-                overflow=bool(pairs.overflow[p]),
-                wait_hours=float(pairs.wait_h[p]),
-                sub_specialty_match=bool(pairs.sub_match[p]),
-                language_match=bool(pairs.lang_match[p]),
+                overflow=bool(chosen.overflow[p]),
+                wait_hours=float(chosen.wait_h[p]),
+                sub_specialty_match=bool(chosen.sub_match[p]),
+                language_match=bool(chosen.lang_match[p]),
             )
         )
     return out
@@ -145,7 +179,9 @@ class Marginal:
 GroupKey = tuple[str, str, str | None, str | None, date]
 
 
-def binding_groups(table: ResourceTable, shadow: NDArray[np.float64]) -> list[tuple[GroupKey, list[int]]]:
+def binding_groups(
+    table: ResourceTable, shadow: NDArray[np.float64]
+) -> list[tuple[GroupKey, list[int]]]:
     """Resources with positive shadow price grouped by (department, kind, subtype, day).
 
     Within a group resources are sorted by decreasing shadow price; groups by their
@@ -161,44 +197,55 @@ def binding_groups(table: ResourceTable, shadow: NDArray[np.float64]) -> list[tu
 
 def binding_constraints(
     table: ResourceTable,
-    pairs: Pairs,
-    take: NDArray[np.int64],
+    win: Windows,
+    unmet_idx: NDArray[np.int64],
     shadow: NDArray[np.float64],
-    n_sig: int,
     marginals: Mapping[int, Marginal] | None = None,
 ) -> list[BindingConstraint]:
     """Explain capacity constraints with positive dual values, grouped by department and day.
 
     Args:
         table: resources (``R``).
-        pairs: compatible pairs.
-        take: chosen pairs.
+        win: in-window ranges of the signals.
+        unmet_idx: indices of the unserved signals.
         shadow: dual value (shadow price) per resource (``R``; 0 for rows not in the
             model), in objective units per extra unit of capacity.
-        n_sig: number of signals.
         marginals: verified +1 effects, keyed by resource index (the group's resource
             with the largest dual). Groups without one are explained by the dual
             alone, which by concavity of the optimal value is an upper bound.
 
     Returns:
         One :class:`BindingConstraint` per group, most valuable first, with a plain
-        explanation such as "One more CARDIO clinic slot on Tue 24 Nov would serve 1
-        more patient (value 48.5 \u2248 one emergency); 3 compatible patients are unmet."
+        explanation such as "One more CARDIO clinic slot on Tue 25 Nov (CARDIO clinic, Dr
+        C0, Tue 08:00) would serve 1 more patient (an emergency; objective +48.5); 3
+        compatible patients are unmet."
     """
     groups = binding_groups(table, shadow)
     if not groups:
         return []
     marginals = marginals or {}
-    served = np.zeros(n_sig, bool)
-    served[pairs.sig[take]] = True
-    unmet_pair = ~served[pairs.sig]
-    group_of = np.full(len(table), -1, np.int64)
-    for g, (_, rows) in enumerate(groups):
-        group_of[rows] = g
-    pg = group_of[pairs.res]
-    hit = (pg >= 0) & unmet_pair
-    codes = np.unique(pg[hit] * n_sig + pairs.sig[hit])  # distinct (group, unmet signal)
-    unmet_per_group = np.bincount(codes // max(n_sig, 1), minlength=len(groups))
+    # unmet signals whose in-window range meets a group's binding rows; a group lies
+    # inside one compatibility block of the sorted table, between its first/last row
+    bind_cum = np.concatenate([[0], np.cumsum(shadow > DUAL_TOL)])
+    cells_sig = np.repeat(unmet_idx, win.lo.shape[1])
+    cells_lo, cells_hi = win.lo[unmet_idx].ravel(), win.hi[unmet_idx].ravel()
+    live = win.cnt[unmet_idx].ravel() > 0
+    cells_sig, cells_lo, cells_hi = cells_sig[live], cells_lo[live], cells_hi[live]
+    cells_gid = table.group[cells_lo]
+    by_gid = np.argsort(cells_gid, kind="stable")
+    sorted_gid = cells_gid[by_gid]
+    unmet_per_group = []
+    for _, rows in groups:
+        first, last = min(rows), max(rows)
+        a, b = (
+            np.searchsorted(sorted_gid, table.group[first], "left"),
+            np.searchsorted(sorted_gid, table.group[first], "right"),
+        )
+        c = by_gid[a:b]
+        lo_c = np.maximum(cells_lo[c], first)
+        hi_c = np.minimum(cells_hi[c], last + 1)
+        hit = (hi_c > lo_c) & (bind_cum[np.maximum(hi_c, lo_c)] - bind_cum[lo_c] > 0)
+        unmet_per_group.append(np.unique(cells_sig[c[hit]]).size)
     out: list[BindingConstraint] = []
     for g, ((dept, kind, bed, mod, day), rows) in enumerate(groups):
         rep = rows[0]
@@ -212,10 +259,10 @@ def binding_constraints(
             gain = f"is worth at most {price:.2f} (shadow price, not re-solved)"
         elif m.newly_served is not None:
             value, cls = m.gain, m.newly_served
-            gain = f"would serve 1 more patient (value {m.gain:.1f} \u2248 {_LABEL[cls]})"
+            gain = f"would serve 1 more patient ({_LABEL[cls]}; objective +{m.gain:.1f})"
         elif m.gain > DUAL_TOL:
             value, cls = m.gain, None
-            gain = f"would serve nobody new but shorten waits or overflow (value {m.gain:.2f})"
+            gain = f"would serve nobody new but shorten waits or overflow (objective +{m.gain:.2f})"
         else:
             value, cls = 0.0, None
             gain = f"would not improve the plan (degenerate dual {price:.2f})"
@@ -241,9 +288,7 @@ def binding_constraints(
                 explanation=f"One more {dept} {noun} on {day:%a %d %b} ({full}) {gain}{tail}.",
             )
         )
-    out.sort(
-        key=lambda b: (b.marginal_value is None, -(b.marginal_value or 0.0), -b.shadow_price)
-    )
+    out.sort(key=lambda b: (b.marginal_value is None, -(b.marginal_value or 0.0), -b.shadow_price))
     return out
 
 
@@ -253,41 +298,42 @@ def build_result(
     method: str,
     batch: SignalBatch,
     table: ResourceTable,
-    pairs: Pairs,
-    take: NDArray[np.int64],
+    win: Windows,
+    chosen: Pairs,
     weights: AllocationWeights,
-    now_s: int,
+    now_ms: int,
     shadow: NDArray[np.float64] | None = None,
     marginals: Mapping[int, Marginal] | None = None,
     message: str = "",
     integral: bool = True,
     rounded: bool = False,
+    num_variables: int | None = None,
     num_constraints: int = 0,
     build_seconds: float = 0.0,
     solve_seconds: float = 0.0,
     explain_seconds: float = 0.0,
 ) -> AllocationResult:
-    """Assemble the full result for the chosen pairs ``take`` (indices into ``pairs``)."""
-    take = np.asarray(take, np.int64)
-    served, wait, over, match = pairs.terms(batch.weight, weights, take)
-    if status is AllocationStatus.OPTIMAL and len(batch) and take.size == 0:
+    """Assemble the full result for the assignments ``chosen``.
+
+    ``num_variables`` defaults to the number of compatible pairs (full-model columns).
+    A run with demand but no assignment at all gets status ``infeasible``.
+    """
+    served = np.zeros(len(batch), bool)
+    served[chosen.sig] = True
+    unmet_idx = np.flatnonzero(~served)
+    terms = chosen.terms(batch.weight, weights)
+    if status is AllocationStatus.OPTIMAL and len(batch) and len(chosen) == 0:
         status = AllocationStatus.INFEASIBLE
         message = message or "no signal can be served: see the unmet reasons"
     return AllocationResult(
         status=status,
         method=method,  # type: ignore[arg-type]
         message=message,
-        assignments=assignments(batch, table, pairs, take),
-        unmet=unmet_reasons(batch, table, pairs, take, now_s),
-        objective=ObjectiveTerms(
-            served_weight=served,
-            wait_penalty=wait,
-            overflow_penalty=over,
-            match_bonus=match,
-            total=served - wait - over + match,
-        ),
+        assignments=assignments(batch, table, chosen),
+        unmet=unmet_reasons(batch, table, win, chosen, unmet_idx, now_ms),
+        objective=ObjectiveTerms(**terms),
         binding=(
-            binding_constraints(table, pairs, take, shadow, len(batch), marginals)
+            binding_constraints(table, win, unmet_idx, shadow, marginals)
             if shadow is not None
             else []
         ),
@@ -295,10 +341,10 @@ def build_result(
         rounded=rounded,
         num_signals=len(batch),
         num_resources=len(table),
-        num_variables=len(pairs),
+        num_pairs=int(win.n_pairs.sum()),
+        num_variables=int(win.n_pairs.sum()) if num_variables is None else num_variables,
         num_constraints=num_constraints,
         build_seconds=build_seconds,
         solve_seconds=solve_seconds,
         explain_seconds=explain_seconds,
     )
-

@@ -14,9 +14,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
-from numpy.typing import NDArray
 
-from assistant.allocation.compat import Pairs, ResourceTable, SignalBatch, prepare
+from assistant.allocation.compat import (
+    Pairs,
+    ResourceTable,
+    SignalBatch,
+    Windows,
+    make_pairs,
+    prepare,
+)
 from assistant.allocation.explain import build_result
 from assistant.allocation.models import (
     AllocationResult,
@@ -27,34 +33,59 @@ from assistant.allocation.models import (
 from assistant.triage.schemas import DemandSignal
 
 
-def greedy_take(batch: SignalBatch, table: ResourceTable, pairs: Pairs) -> NDArray[np.int64]:
-    """Indices into ``pairs`` chosen by priority-order first fit.
+def greedy_take(
+    batch: SignalBatch, table: ResourceTable, win: Windows, weights: AllocationWeights, now_ms: int
+) -> Pairs:
+    """Assignments chosen by priority-order first fit, as :class:`Pairs`.
 
-    Relies on ``pairs`` being sorted by signal, own-department pairs first (by start),
-    as produced by :func:`~assistant.allocation.compat.enumerate_pairs`.
+    Works on the in-window ranges (no pair enumeration): within a range the table is
+    sorted by start, so the first resource with capacity left is the earliest one.
+
+    Args:
+        batch: encoded signals.
+        table: encoded resources (capacity is read, not modified).
+        win: in-window ranges from :func:`~assistant.allocation.compat.compute_windows`.
+        weights: objective weights (for the coefficients of the result).
+        now_ms: current time (milliseconds since 2000-01-01 UTC).
     """
-    n_sig = len(batch)
-    if n_sig == 0 or len(pairs) == 0:
-        return np.zeros(0, np.int64)
-    ptr = np.searchsorted(pairs.sig, np.arange(n_sig + 1))
-    order = np.lexsort((np.arange(n_sig), batch.created_s, batch.rank))
+    order = np.lexsort((np.arange(len(batch)), batch.created_ms, batch.rank))
+    live = order[win.n_pairs[order] > 0]
     cap = table.capacity.copy()
-    res, overflow, start = pairs.res, pairs.overflow, table.start_s
-    take: list[int] = []
-    for i in order.tolist():
-        a, b = int(ptr[i]), int(ptr[i + 1])
-        if a == b:
-            continue
-        r = res[a:b]
-        free = cap[r] > 0
-        own = free & ~overflow[a:b]
-        cand = np.flatnonzero(own if own.any() else free)
-        if cand.size == 0:
-            continue
-        k = int(cand[np.argmin(start[r[cand]])])  # earliest (first on ties)
-        cap[r[k]] -= 1
-        take.append(a + k)
-    return np.asarray(sorted(take), np.int64)
+    start = table.start_ms
+    lo_all, cnt_all = win.lo, win.cnt
+    own_cols = np.flatnonzero(~win.overflow).tolist()
+    nb_cols = np.flatnonzero(win.overflow).tolist()
+    sig: list[int] = []
+    res: list[int] = []
+    over: list[bool] = []
+    for i in live.tolist():
+        lo_i, cnt_i = lo_all[i], cnt_all[i]
+        for cols, is_overflow in ((own_cols, False), (nb_cols, True)):
+            best = -1
+            for c in cols:
+                n = int(cnt_i[c])
+                if n == 0:
+                    continue
+                a = int(lo_i[c])
+                free = np.flatnonzero(cap[a : a + n] > 0)
+                if free.size and (best < 0 or start[a + free[0]] < start[best]):
+                    best = a + int(free[0])
+            if best >= 0:
+                cap[best] -= 1
+                sig.append(i)
+                res.append(best)
+                over.append(is_overflow)
+                break
+    idx = np.argsort(np.asarray(sig, np.int64), kind="stable")
+    return make_pairs(
+        batch,
+        table,
+        np.asarray(sig, np.int64)[idx],
+        np.asarray(res, np.int64)[idx],
+        np.asarray(over, bool)[idx],
+        weights,
+        now_ms,
+    )
 
 
 def greedy_allocate(
@@ -83,19 +114,21 @@ def greedy_allocate(
         InputError: duplicate ids or naive datetimes.
     """
     t0 = time.perf_counter()
-    batch, table, pairs, weights, now_s = prepare(signals, resources, weights, neighbours, now, shared)
+    batch, table, win, weights, now_ms = prepare(
+        signals, resources, weights, neighbours, now, shared
+    )
     t1 = time.perf_counter()
-    take = greedy_take(batch, table, pairs)
+    chosen = greedy_take(batch, table, win, weights, now_ms)
     t2 = time.perf_counter()
     return build_result(
         status=AllocationStatus.OPTIMAL,
         method="greedy",
         batch=batch,
         table=table,
-        pairs=pairs,
-        take=take,
+        win=win,
+        chosen=chosen,
         weights=weights,
-        now_s=now_s,
+        now_ms=now_ms,
         message="greedy baseline: not optimal in general",
         build_seconds=t1 - t0,
         solve_seconds=t2 - t1,

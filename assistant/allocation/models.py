@@ -8,6 +8,7 @@ database layer converts its rows into :class:`Resource` objects.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
@@ -132,14 +133,26 @@ class AllocationWeights(BaseModel):
 
     The objective coefficient of assigning signal ``s`` to resource ``r`` is::
 
-        w_s * (1 - wait_penalty * f_sr - overflow_penalty * o_sr
-                 + sub_specialty_bonus * m_sr + language_bonus * l_sr)
+        c_sr = w_s * (1 - wait_penalty * f_sr - overflow_penalty * o_sr
+                      + sub_specialty_bonus * m_sr + language_bonus * l_sr
+                      + age_bonus * a_s)
 
-    with ``w_s`` the urgency weight of the disposition (100/50/10/3/1 by default,
-    :attr:`Disposition.urgency_weight`), ``f_sr`` in [0, 1] the position of the
-    resource start inside the signal's window (0 = at ``earliest``, 1 = at ``latest``),
-    ``o_sr`` = 1 when the resource belongs to a neighbour department, ``m_sr``/``l_sr``
-    = 1 on a sub-specialty / language match.
+    * ``w_s``: urgency weight of the disposition (100/50/10/3/1,
+      :attr:`Disposition.urgency_weight`, or ``urgency_weights``);
+    * ``f_sr = (start_r - max(earliest_s, now)) / (latest_s - earliest_s)`` in [0, 1]:
+      how far into the remaining window the slot is;
+    * ``o_sr`` = 1 when the resource belongs to a neighbour department (overflow);
+    * ``m_sr``, ``l_sr`` = 1 on a sub-specialty / language match;
+    * ``a_s = min(1, (now - earliest_s) / (latest_s - earliest_s))``: share of the
+      window the patient has already waited.
+
+    Why the wait is counted from ``max(earliest, now)`` and not from ``earliest``: the
+    part ``now - earliest`` is the same whichever slot the patient gets, so it cannot
+    improve slot choice, but it lowers the value of serving a patient who has waited
+    longer, and under overload the optimum would then drop the oldest requests first
+    (anti-FIFO). ``age_bonus`` instead makes the optimum prefer, among equally urgent
+    patients, those who have waited longer. Reported ``wait_hours`` are still
+    measured from ``earliest`` (the patient's real wait).
 
     Penalties are relative to ``w_s`` (not absolute) so that their effect is the same
     for every urgency level; an absolute overflow penalty would either never deter an
@@ -155,16 +168,19 @@ class AllocationWeights(BaseModel):
       department beats every neighbour slot, so overflow happens only when the own
       department has no free in-window capacity for them.
     * ``sub_specialty_bonus = 0.05``, ``language_bonus = 0.02``: tie-breakers.
+    * ``age_bonus = 0.05``: first come, first served within an urgency level.
     * Urgency dominance: for every two consecutive dispositions,
-      ``w_hi * (1 - wait - overflow) > w_lo * (1 + bonuses)`` (100*0.6 > 50*1.07 is the
-      tightest). Hence the optimum never serves a less urgent patient on a resource
-      that a more urgent, unserved and compatible patient could use (swap argument).
+      ``w_hi * (1 - wait - overflow) > w_lo * (1 + all bonuses)`` (100 * 0.60 > 50 *
+      1.12 is the tightest). Hence the optimum never serves a less urgent patient on a
+      resource that a more urgent, unserved and compatible patient could use (swap
+      argument).
 
     Attributes:
         wait_penalty: fraction of ``w_s`` lost when served at the end of the window.
         overflow_penalty: fraction of ``w_s`` lost when served by a neighbour department.
         sub_specialty_bonus: fraction of ``w_s`` gained on a sub-specialty match.
         language_bonus: fraction of ``w_s`` gained on a language match.
+        age_bonus: fraction of ``w_s`` gained by a patient who has waited a full window.
         urgency_weights: optional override of :attr:`Disposition.urgency_weight`.
     """
 
@@ -174,12 +190,14 @@ class AllocationWeights(BaseModel):
     overflow_penalty: float = Field(default=0.25, ge=0.0, le=1.0)
     sub_specialty_bonus: float = Field(default=0.05, ge=0.0, le=1.0)
     language_bonus: float = Field(default=0.02, ge=0.0, le=1.0)
+    age_bonus: float = Field(default=0.05, ge=0.0, le=1.0)
     urgency_weights: Mapping[Disposition, float] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AllocationWeights:
-        bonus = self.sub_specialty_bonus + self.language_bonus
-        if self.overflow_penalty <= self.wait_penalty + bonus:
+        match = self.sub_specialty_bonus + self.language_bonus
+        bonus = match + self.age_bonus
+        if self.overflow_penalty <= self.wait_penalty + match:
             raise ValueError(
                 "overflow_penalty must exceed wait_penalty + sub_specialty_bonus + "
                 "language_bonus, or the allocator may overflow while own capacity is free"
@@ -187,7 +205,7 @@ class AllocationWeights(BaseModel):
         if self.wait_penalty + self.overflow_penalty >= 1.0:
             raise ValueError("wait_penalty + overflow_penalty must be < 1 (serving must pay)")
         order = list(Disposition)
-        for hi, lo in zip(order, order[1:], strict=False):
+        for hi, lo in itertools.pairwise(order):
             w_hi, w_lo = self.weight(hi), self.weight(lo)
             if w_hi * (1 - self.wait_penalty - self.overflow_penalty) <= w_lo * (1 + bonus):
                 raise ValueError(
@@ -201,23 +219,6 @@ class AllocationWeights(BaseModel):
         if self.urgency_weights is not None and disposition in self.urgency_weights:
             return float(self.urgency_weights[disposition])
         return disposition.urgency_weight
-
-    def classify_value(self, value: float) -> Disposition | None:
-        """The disposition whose "serve one more patient" value band contains ``value``.
-
-        The band of disposition ``d`` is ``[w_d (1 - wait - overflow), w_d (1 + bonuses)]``;
-        bands do not overlap (validator). Returns ``None`` when ``value`` lies in no band
-        (then an extra unit of capacity mostly shortens waits).
-        """
-        bonus = self.sub_specialty_bonus + self.language_bonus
-        tol = 1e-9
-        for d in Disposition:
-            w = self.weight(d)
-            if w * (1 - self.wait_penalty - self.overflow_penalty) - tol <= value <= w * (
-                1 + bonus
-            ) + tol:
-                return d
-        return None
 
 
 class AllocationStatus(StrEnum):
@@ -284,12 +285,16 @@ class UnmetSignal(BaseModel):
 
 
 class ObjectiveTerms(BaseModel):
-    """The objective split into its terms (``total = served - wait - overflow + match``)."""
+    """The objective split into its terms (``total = served - wait - overflow + match + age``).
+
+    All in objective units (urgency-weight points; one emergency served = 50).
+    """
 
     served_weight: float = 0.0
     wait_penalty: float = 0.0
     overflow_penalty: float = 0.0
     match_bonus: float = 0.0
+    age_bonus: float = 0.0
     total: float = 0.0
 
 
@@ -341,8 +346,11 @@ class AllocationResult(BaseModel):
     rounded: bool = Field(default=False, description="True if a fractional LP was rounded.")
     num_signals: int = 0
     num_resources: int = 0
-    num_variables: int = Field(default=0, description="Compatible signal-resource pairs.")
-    num_constraints: int = Field(default=0, description="Signal rows + capacity rows.")
+    num_pairs: int = Field(
+        default=0, description="Compatible signal-resource pairs (columns of the full model)."
+    )
+    num_variables: int = Field(default=0, description="Columns of the LP actually solved.")
+    num_constraints: int = Field(default=0, description="Rows of the LP actually solved.")
     build_seconds: float = Field(default=0.0, description="Encoding, pair enumeration, model.")
     solve_seconds: float = Field(default=0.0, description="Solver (or greedy loop) time.")
     explain_seconds: float = Field(default=0.0, description="Re-solves verifying shadow prices.")

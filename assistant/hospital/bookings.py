@@ -116,7 +116,9 @@ def set_booking_status(session: Session, booking_id: str, status: BookingStatus)
                 .values(status=status, updated_at=utcnow())
             )
     except IntegrityError as exc:
-        raise BookingConflictError(f"booking {booking_id} cannot become {status}: {exc.orig}") from None
+        raise BookingConflictError(
+            f"booking {booking_id} cannot become {status}: {exc.orig}"
+        ) from None
     session.expire(booking)
     resource = session.get(_TABLE[booking.resource_kind], booking.resource_id)
     if resource is not None:
@@ -126,7 +128,11 @@ def set_booking_status(session: Session, booking_id: str, status: BookingStatus)
 
 def active_bookings(session: Session, signal_id: str | None = None) -> list[Booking]:
     """Tentative and confirmed bookings (of one signal when given), oldest first."""
-    stmt = select(Booking).where(Booking.status != "cancelled").order_by(Booking.created_at, Booking.id)
+    stmt = (
+        select(Booking)
+        .where(Booking.status != "cancelled")
+        .order_by(Booking.created_at, Booking.id)
+    )
     if signal_id is not None:
         stmt = stmt.where(Booking.signal_id == signal_id)
     return list(session.scalars(stmt))

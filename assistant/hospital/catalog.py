@@ -163,7 +163,9 @@ def _load_cached(path: Path) -> dict[str, Department]:
     return catalog
 
 
-def resolve_sub_specialty(department: str, text: str | None, path: str | Path | None = None) -> str | None:
+def resolve_sub_specialty(
+    department: str, text: str | None, path: str | Path | None = None
+) -> str | None:
     """Map free text to a catalog sub-specialty code of ``department``.
 
     Args:

@@ -11,8 +11,10 @@ Everything is written in ONE transaction: after any error the database is exactl
 it was before the import.
 
 Merge rules: departments, doctors, wards and services are inserted or updated by
-their id column; clinic sessions and imaging slots are added, and one that already
-exists (same doctor and start / same room and start) is an error. With
+their id column; clinic sessions and imaging slots are added: one that already exists
+unchanged (same doctor, start, end and capacity / same room, start, end, capacity and
+modality) is skipped so its bookings survive a re-import, and one that differs is an
+error. With
 ``replace=True`` every hospital table (bookings included) is emptied first.
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -33,7 +35,14 @@ from sqlalchemy.orm import Session
 
 from assistant.errors import DataError
 from assistant.hospital.catalog import Department, load_catalog
-from assistant.hospital.db import get_meta, hospital_timezone, open_db, set_meta, write_session, zone
+from assistant.hospital.db import (
+    get_meta,
+    hospital_timezone,
+    open_db,
+    set_meta,
+    write_session,
+    zone,
+)
 from assistant.hospital.models import (
     DOCTOR_TITLES,
     Base,
@@ -96,9 +105,13 @@ class DoctorCsv(_Row):
     @field_validator("title", mode="before")
     @classmethod
     def _title(cls, value: str) -> str:
-        code = _TITLE_ALIASES.get(str(value).strip().lower()) or _TITLE_ALIASES.get(str(value).strip())
+        code = _TITLE_ALIASES.get(str(value).strip().lower()) or _TITLE_ALIASES.get(
+            str(value).strip()
+        )
         if code is None:
-            raise ValueError(f"unknown title '{value}' (expected one of {', '.join(DOCTOR_TITLES)})")
+            raise ValueError(
+                f"unknown title '{value}' (expected one of {', '.join(DOCTOR_TITLES)})"
+            )
         return code
 
     @field_validator("sub_specialties", mode="before")
@@ -266,7 +279,7 @@ class _Ctx:
             finish = datetime.combine(day, end, tzinfo=self.tz)
         if finish <= begin:
             raise self.error("end", "must be after start (use 24:00 for midnight)")
-        return begin.astimezone(timezone.utc), finish.astimezone(timezone.utc)
+        return begin.astimezone(UTC), finish.astimezone(UTC)
 
 
 def import_csv_dir(
@@ -320,7 +333,8 @@ def import_csv_dir(
                     ctx.file = name
                     inserted, updated = _IMPORTERS[name](ctx, _read(folder / name, ctx))
                     report.inserted[name], report.updated[name] = inserted, updated
-            set_meta(session, "source", "csv" if get_meta(session, "source") in (None, "csv") or replace else "mixed")
+            previous = get_meta(session, "source")
+            set_meta(session, "source", "csv" if replace or previous in (None, "csv") else "mixed")
     finally:
         factory.kw["bind"].dispose()
     return report
@@ -347,7 +361,9 @@ def _read(path: Path, ctx: _Ctx) -> list[tuple[int, _Row]]:
                 ctx.row = number
                 if None in raw:
                     raise ctx.error(None, "more cells than header columns")
-                values = {k.strip(): v.strip() for k, v in raw.items() if v is not None and v.strip()}
+                values = {
+                    k.strip(): v.strip() for k, v in raw.items() if v is not None and v.strip()
+                }
                 if not values:
                     continue  # blank line
                 try:
@@ -405,7 +421,9 @@ def _import_doctors(ctx: _Ctx, rows: list[tuple[int, Any]]) -> tuple[int, int]:
             sub = entry.sub_specialty(text) if entry else None
             if sub is None:
                 known = ", ".join(s.code for s in entry.sub_specialties) if entry else ""
-                raise ctx.error("sub_specialties", f"'{text}' is not a {row.department} sub-specialty ({known})")
+                raise ctx.error(
+                    "sub_specialties", f"'{text}' is not a {row.department} sub-specialty ({known})"
+                )
             subs.append(sub.code)
         doctor = ctx.session.scalar(select(Doctor).where(Doctor.code == row.doctor_id))
         if doctor is None:
@@ -469,24 +487,33 @@ def _import_services(ctx: _Ctx, rows: list[tuple[int, Any]]) -> tuple[int, int]:
 
 def _import_sessions(ctx: _Ctx, rows: list[tuple[int, Any]]) -> tuple[int, int]:
     doctors = {d.code: d for d in ctx.session.scalars(select(Doctor))}
+    skipped = 0
     for number, row in rows:
         ctx.row = number
         doctor = doctors.get(row.doctor_id)
         if doctor is None:
-            raise ctx.error("doctor_id", f"unknown doctor '{row.doctor_id}' (not in doctors.csv or the database)")
+            raise ctx.error(
+                "doctor_id",
+                f"unknown doctor '{row.doctor_id}' (not in doctors.csv or the database)",
+            )
         begin, end = ctx.span(row.date, row.start, row.end)
         if row.booked > row.capacity:
             raise ctx.error("booked", f"{row.booked} exceeds capacity {row.capacity}")
         step = (end - begin) / row.capacity
         if step < timedelta(minutes=1):
             raise ctx.error("capacity", f"{row.capacity} slots do not fit between start and end")
-        exists = ctx.session.scalar(
-            select(ClinicSession.id).where(
+        existing = ctx.session.scalar(
+            select(ClinicSession).where(
                 ClinicSession.doctor_id == doctor.id, ClinicSession.starts_at == begin
             )
         )
-        if exists is not None:
-            raise ctx.error("start", f"doctor {row.doctor_id} already has a session starting then")
+        if existing is not None:
+            if existing.ends_at == end and existing.capacity == row.capacity:
+                skipped += 1  # re-import of the same session: keep its live bookings
+                continue
+            raise ctx.error(
+                "start", f"doctor {row.doctor_id} already has a different session starting then"
+            )
         session = ClinicSession(
             doctor_id=doctor.id,
             department_code=doctor.department_code,
@@ -506,20 +533,30 @@ def _import_sessions(ctx: _Ctx, rows: list[tuple[int, Any]]) -> tuple[int, int]:
         ]
         ctx.session.add(session)
         ctx.flush()
-    return len(rows), 0
+    return len(rows) - skipped, 0
 
 
 def _import_imaging(ctx: _Ctx, rows: list[tuple[int, Any]]) -> tuple[int, int]:
+    skipped = 0
     for number, row in rows:
         ctx.row = number
         begin, end = ctx.span(row.date, row.start, row.end)
         if row.booked > row.capacity:
             raise ctx.error("booked", f"{row.booked} exceeds capacity {row.capacity}")
-        exists = ctx.session.scalar(
-            select(ImagingSlot.id).where(ImagingSlot.room == row.room, ImagingSlot.starts_at == begin)
+        existing = ctx.session.scalar(
+            select(ImagingSlot).where(ImagingSlot.room == row.room, ImagingSlot.starts_at == begin)
         )
-        if exists is not None:
-            raise ctx.error("start", f"room '{row.room}' already has a slot starting then")
+        if existing is not None:
+            if (existing.ends_at, existing.capacity, existing.modality) == (
+                end,
+                row.capacity,
+                row.modality,
+            ):
+                skipped += 1  # re-import of the same block: keep its live bookings
+                continue
+            raise ctx.error(
+                "start", f"room '{row.room}' already has a different slot starting then"
+            )
         ctx.session.add(
             ImagingSlot(
                 modality=row.modality,
@@ -531,7 +568,7 @@ def _import_imaging(ctx: _Ctx, rows: list[tuple[int, Any]]) -> tuple[int, int]:
             )
         )
         ctx.flush()
-    return len(rows), 0
+    return len(rows) - skipped, 0
 
 
 _IMPORTERS = {

@@ -7,6 +7,10 @@ the transaction with ``BEGIN IMMEDIATE`` so a read-then-book sequence cannot be
 interleaved with another process's booking. The triggers and CHECK constraints of
 :mod:`assistant.hospital.models` refuse a double booking regardless.
 
+A session reads from one snapshot until its transaction ends: call
+``session.rollback()`` (or use a new session) to see other processes' later commits.
+Do not call ``commit()`` inside :func:`write_session`; it commits on exit.
+
 The read queries live in :mod:`assistant.hospital.queries` and are re-exported here.
 """
 
@@ -138,7 +142,9 @@ def open_db(path: str | Path, *, create: bool = True) -> sessionmaker[Session]:
         if create:
             create_schema(engine)
         elif not inspect(engine).has_table("clinic_slots"):
-            raise DataError(f"{path}: no hospital tables; run `assistant hospital demo` or import CSV")
+            raise DataError(
+                f"{path}: no hospital tables; run `assistant hospital demo` or import CSV"
+            )
     except OperationalError as exc:
         raise DataError(f"{path}: not a usable SQLite database ({exc.orig})") from None
     return sessionmaker(bind=engine, expire_on_commit=False)
@@ -218,4 +224,6 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise DataError(f"unknown timezone '{name}' (expected an IANA name like Asia/Shanghai)") from None
+        raise DataError(
+            f"unknown timezone '{name}' (expected an IANA name like Asia/Shanghai)"
+        ) from None

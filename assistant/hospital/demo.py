@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from assistant.hospital import demo_data as data
 from assistant.hospital.catalog import Department, load_catalog
 from assistant.hospital.db import DEFAULT_TIMEZONE, open_db, set_meta, write_session, zone
 from assistant.hospital.models import (
+    SCHEMA_VERSION,
     Base,
     ClinicSession,
     ClinicSlot,
@@ -134,6 +135,7 @@ def build_demo_hospital(
         ):
             _bulk_insert(session, model, rows)
         for key, value in {
+            "schema_version": SCHEMA_VERSION,
             "timezone": timezone_name,
             "source": "demo",
             "seed": str(seed),
@@ -175,7 +177,7 @@ def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def _span(day: date, start: time, end: time, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -343,7 +345,9 @@ def _clinics(
         for dept, members in by_dept.items():
             on_duty: list[tuple[_DoctorPlan, str]]
             if weekday < 5:
-                on_duty = [(p, h) for p in members for h in ("am", "pm") if (weekday, h) in p.half_days]
+                on_duty = [
+                    (p, h) for p in members for h in ("am", "pm") if (weekday, h) in p.half_days
+                ]
             elif (weekday == 5 and dept in data.WEEKEND_DEPARTMENTS) or (
                 weekday == 6 and dept in data.SUNDAY_DEPARTMENTS
             ):

@@ -29,7 +29,7 @@ own timezone (for "08:00 local") is in :class:`HospitalMeta` under ``timezone``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -82,15 +82,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -340,9 +340,11 @@ class Booking(Base):
     @property
     def resource_id(self) -> int:
         """Id of the booked clinic slot, ward or imaging slot."""
-        value = {"clinic_slot": self.clinic_slot_id, "bed": self.ward_id, "imaging": self.imaging_slot_id}[
-            self.resource_kind
-        ]
+        value = {
+            "clinic_slot": self.clinic_slot_id,
+            "bed": self.ward_id,
+            "imaging": self.imaging_slot_id,
+        }[self.resource_kind]
         assert value is not None
         return value
 
@@ -374,18 +376,26 @@ def _trigger_ddl() -> list[str]:
     for column, acquire, release in _COUNTERS:
         name = column.removesuffix("_id")
         statements += [
-            f"CREATE TRIGGER trg_booking_{name}_insert AFTER INSERT ON bookings "
-            f"WHEN NEW.{column} IS NOT NULL AND {_ACTIVE.format(row='NEW')} "
-            f"BEGIN {acquire.format(row='NEW')} END",
-            f"CREATE TRIGGER trg_booking_{name}_cancel AFTER UPDATE OF status ON bookings "
-            f"WHEN NEW.{column} IS NOT NULL AND OLD.status != 'cancelled' AND NEW.status = 'cancelled' "
-            f"BEGIN {release.format(row='NEW')} END",
-            f"CREATE TRIGGER trg_booking_{name}_reactivate AFTER UPDATE OF status ON bookings "
-            f"WHEN NEW.{column} IS NOT NULL AND OLD.status = 'cancelled' AND NEW.status != 'cancelled' "
-            f"BEGIN {acquire.format(row='NEW')} END",
-            f"CREATE TRIGGER trg_booking_{name}_delete AFTER DELETE ON bookings "
-            f"WHEN OLD.{column} IS NOT NULL AND {_ACTIVE.format(row='OLD')} "
-            f"BEGIN {release.format(row='OLD')} END",
+            (
+                f"CREATE TRIGGER trg_booking_{name}_insert AFTER INSERT ON bookings "
+                f"WHEN NEW.{column} IS NOT NULL AND {_ACTIVE.format(row='NEW')} "
+                f"BEGIN {acquire.format(row='NEW')} END"
+            ),
+            (
+                f"CREATE TRIGGER trg_booking_{name}_cancel AFTER UPDATE OF status ON bookings "
+                f"WHEN NEW.{column} IS NOT NULL AND OLD.status != 'cancelled' AND NEW.status = 'cancelled' "
+                f"BEGIN {release.format(row='NEW')} END"
+            ),
+            (
+                f"CREATE TRIGGER trg_booking_{name}_reactivate AFTER UPDATE OF status ON bookings "
+                f"WHEN NEW.{column} IS NOT NULL AND OLD.status = 'cancelled' AND NEW.status != 'cancelled' "
+                f"BEGIN {acquire.format(row='NEW')} END"
+            ),
+            (
+                f"CREATE TRIGGER trg_booking_{name}_delete AFTER DELETE ON bookings "
+                f"WHEN OLD.{column} IS NOT NULL AND {_ACTIVE.format(row='OLD')} "
+                f"BEGIN {release.format(row='OLD')} END"
+            ),
         ]
     statements.append(
         "CREATE TRIGGER trg_booking_resource_immutable BEFORE UPDATE OF "

@@ -8,9 +8,9 @@ the window when it *starts* in it. Returned datetimes are timezone-aware UTC.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
-from pydantic import BaseModel, ConfigDict
+
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -28,130 +28,16 @@ from assistant.hospital.models import (
     UTCDateTime,
     Ward,
 )
+from assistant.hospital.results import (
+    BedCensus,
+    ClinicAvailability,
+    DepartmentLoad,
+    DoctorInfo,
+    FreeImagingSlot,
+    FreeSlot,
+    WardCensus,
+)
 from assistant.triage.schemas import BedType, Modality
-
-_FROZEN = ConfigDict(frozen=True)
-
-
-class DoctorInfo(BaseModel):
-    """A doctor as shown to patients and staff."""
-
-    model_config = _FROZEN
-
-    id: int
-    code: str
-    name_en: str
-    name_zh: str
-    title: str
-    title_en: str
-    title_zh: str
-    department: str
-    sub_specialties: list[str]
-    languages: list[str]
-
-
-class FreeSlot(BaseModel):
-    """A free clinic slot with its doctor."""
-
-    model_config = _FROZEN
-
-    slot_id: int
-    session_id: int
-    department: str
-    starts_at: datetime
-    ends_at: datetime
-    doctor: DoctorInfo
-
-
-class FreeImagingSlot(BaseModel):
-    """An imaging block with at least one free examination place."""
-
-    model_config = _FROZEN
-
-    imaging_slot_id: int
-    modality: str
-    room: str
-    starts_at: datetime
-    ends_at: datetime
-    capacity: int
-    booked: int
-    free: int
-
-
-class WardCensus(BaseModel):
-    """Bed census of one ward."""
-
-    model_config = _FROZEN
-
-    ward_id: int
-    code: str
-    name_en: str
-    name_zh: str
-    department: str
-    bed_type: str
-    total: int
-    occupied: int
-    reserved: int
-    free: int
-    occupancy: float
-    census_at: datetime | None
-
-
-class BedCensus(BaseModel):
-    """Bed census summed over the selected wards.
-
-    ``free = total - occupied - reserved``; ``occupancy = occupied / total`` (the bed
-    occupancy rate, 0.0 when there are no beds); ``reserved`` are beds held by
-    bookings of this system for patients not yet admitted.
-    """
-
-    model_config = _FROZEN
-
-    department: str | None
-    bed_type: str | None
-    total: int
-    occupied: int
-    reserved: int
-    free: int
-    occupancy: float
-    wards: list[WardCensus]
-
-
-class ClinicAvailability(BaseModel):
-    """Clinic capacity of one department in a window (or one local day of it)."""
-
-    model_config = _FROZEN
-
-    department: str
-    day: date | None
-    sessions: int
-    doctors: int
-    slots_total: int
-    slots_booked: int
-    slots_free: int
-    utilisation: float
-    next_free_at: datetime | None
-
-
-class DepartmentLoad(BaseModel):
-    """Pressure on one department: clinic utilisation in a window plus bed census."""
-
-    model_config = _FROZEN
-
-    department: str
-    name_en: str
-    name_zh: str
-    slots_total: int
-    slots_booked: int
-    slots_free: int
-    clinic_utilisation: float
-    next_free_slot_at: datetime | None
-    beds_total: int
-    beds_occupied: int
-    beds_reserved: int
-    beds_free: int
-    bed_occupancy: float
-    active_bookings: int
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -161,13 +47,13 @@ def _ratio(part: int, whole: int) -> float:
 def _utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _window(
     after: datetime | None, before: datetime | None, default: timedelta
 ) -> tuple[datetime, datetime]:
-    lo = _utc(after, "after") if after is not None else datetime.now(timezone.utc)
+    lo = _utc(after, "after") if after is not None else datetime.now(UTC)
     hi = _utc(before, "before") if before is not None else lo + default
     return lo, hi
 
@@ -228,7 +114,9 @@ def _doctor_filters(
         clauses.append(_sub_filter(department, sub_specialty))
     if language is not None:
         clauses.append(
-            exists().where(DoctorLanguage.doctor_id == Doctor.id, DoctorLanguage.language == language)
+            exists().where(
+                DoctorLanguage.doctor_id == Doctor.id, DoctorLanguage.language == language
+            )
         )
     return clauses
 
@@ -499,7 +387,9 @@ def clinic_availability(
         day = start.astimezone(tz).date() if tz is not None else None
         groups[(dept, day)].append((sess_id, doc_id, start, booked))
     result = []
-    for (dept, day), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or date.min)):
+    for (dept, day), rows in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or date.min)
+    ):
         booked = sum(1 for r in rows if r[3])
         free_starts = [r[2] for r in rows if not r[3]]
         result.append(

@@ -59,7 +59,9 @@ def default_model_dir() -> Path:
             "(or set embedding_model to a local sentence-transformers directory)"
         )
     model_dir = Path(spec.origin).resolve().parent / "model"
-    _check_model_dir(model_dir, hint=f"reinstall it: pip install --force-reinstall {DEFAULT_PIP_NAME}")
+    _check_model_dir(
+        model_dir, hint=f"reinstall it: pip install --force-reinstall {DEFAULT_PIP_NAME}"
+    )
     return model_dir
 
 
@@ -139,8 +141,9 @@ class Embedder:
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load embedding model from {path}: {exc}") from exc
         self._model.eval()
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
         )
         dim = get_dim()
         self.dimension = int(dim) if dim is not None else len(self.encode(["x"])[0])
@@ -248,7 +251,7 @@ def _embedding_function_class() -> type:
             settings = Settings(embedding_model=embedding_model, device=self.device)  # type: ignore[arg-type]
             return get_embedder(settings)
 
-        def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 (chroma's name)
+        def __call__(self, input: Documents) -> Embeddings:
             return list(self._embedder().encode(list(input)))
 
         @staticmethod

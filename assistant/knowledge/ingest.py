@@ -180,9 +180,13 @@ def _sync(
 
     stored = collection.get(include=["metadatas"])
     stored_origin = {
-        cid: str((meta or {}).get("origin", "")) for cid, meta in zip(stored["ids"], stored["metadatas"])
+        cid: str((meta or {}).get("origin", ""))
+        for cid, meta in zip(stored["ids"], stored["metadatas"])
     }
-    new = [c for cid, c in wanted.items() if cid not in stored_origin]
+    # similar lengths in a batch = less padding; order does not matter for resuming
+    new = sorted(
+        (c for cid, c in wanted.items() if cid not in stored_origin), key=lambda c: len(c.text)
+    )
     summary.unchanged = len(wanted) - len(new)
     stale = [
         cid
@@ -264,7 +268,9 @@ def ingest_literature(
     summary = IngestSummary(collection="literature")
 
     def chunks() -> Iterator[Chunk]:
-        for n, doc in enumerate(iter_literature_sources(settings.shared_data_dir, settings.documents_dir, report)):
+        for n, doc in enumerate(
+            iter_literature_sources(settings.shared_data_dir, settings.documents_dir, report)
+        ):
             if limit is not None and n >= limit:
                 summary.complete = False
                 return
@@ -285,12 +291,18 @@ def ingest_literature(
         batch_size=batch_size,
     )
     update_metadata(collection, **params.as_metadata(), last_ingest_chunks=summary.chunks)
-    summary.skipped = [SkippedItem(file=s.file, line=s.line, reason=s.reason) for s in report.skipped]
+    summary.skipped = [
+        SkippedItem(file=s.file, line=s.line, reason=s.reason) for s in report.skipped
+    ]
     summary.seconds = round(time.perf_counter() - t0, 2)
     logger.info(
         "literature ingest: %d documents, %d chunks, +%d -%d, %d skipped in %.1fs",
-        summary.documents, summary.chunks, summary.added, summary.removed,
-        len(summary.skipped), summary.seconds,
+        summary.documents,
+        summary.chunks,
+        summary.added,
+        summary.removed,
+        len(summary.skipped),
+        summary.seconds,
     )
     return summary
 
@@ -373,11 +385,17 @@ def ingest_hospital_records(
         batch_size=batch_size,
     )
     update_metadata(collection, **params.as_metadata())
-    summary.skipped = [SkippedItem(file=s.file, line=s.line, reason=s.reason) for s in report.skipped]
+    summary.skipped = [
+        SkippedItem(file=s.file, line=s.line, reason=s.reason) for s in report.skipped
+    ]
     summary.seconds = round(time.perf_counter() - t0, 2)
     logger.info(
         "hospital ingest (%s): %d records, +%d -%d, %d skipped",
-        origin, summary.documents, summary.added, summary.removed, len(summary.skipped),
+        origin,
+        summary.documents,
+        summary.added,
+        summary.removed,
+        len(summary.skipped),
     )
     return summary
 
@@ -421,7 +439,9 @@ def print_summary(summary: IngestSummary, *, console: Any = None, max_skips: int
     table.add_row("chunks/s (embed+write)", f"{summary.chunks_per_s:.1f}")
     console.print(table)
     for item in summary.skipped[:max_skips]:
-        console.print(f"  skipped {item.file}:{item.line}: {item.reason}", markup=False)
+        console.print(
+            f"  skipped {item.file}:{item.line}: {item.reason}", markup=False, soft_wrap=True
+        )
     if len(summary.skipped) > max_skips:
         console.print(f"  ... and {len(summary.skipped) - max_skips} more skipped")
 
@@ -429,8 +449,8 @@ def print_summary(summary: IngestSummary, *, console: Any = None, max_skips: int
 __all__ = [
     "Chunk",
     "IngestSummary",
-    "SkippedItem",
     "Skip",
+    "SkippedItem",
     "chunk_document",
     "chunk_id",
     "ingest_hospital_records",

@@ -143,12 +143,14 @@ def iter_jsonl(
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                report.skip(path, lineno, f"undecodable bytes (not UTF-8) at column {exc.start + 1}")
+                report.skip(
+                    path, lineno, f"undecodable bytes (not UTF-8) at column {exc.start + 1}"
+                )
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                report.skip(path, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}")
+                report.skip(path, lineno, f"malformed JSON ({exc.msg}, column {exc.colno})")
                 continue
             if not isinstance(rec, dict):
                 report.skip(path, lineno, "not a JSON object")
@@ -179,10 +181,14 @@ def iter_jsonl(
                 "licence": _clean(rec.get("licence") or rec.get("license")) or licence,
                 "kind": "qa",
             }
-            yield SourceDocument(doc_id, focus or _clean(rec["question"]), answer, metadata, origin, lineno)
+            yield SourceDocument(
+                doc_id, focus or _clean(rec["question"]), answer, metadata, origin, lineno
+            )
 
 
-def read_text_document(path: Path, origin: str, *, licence: str, report: LoadReport) -> SourceDocument | None:
+def read_text_document(
+    path: Path, origin: str, *, licence: str, report: LoadReport
+) -> SourceDocument | None:
     """Read one Markdown/text file as a document (None and a skip when unusable)."""
     try:
         data = path.read_bytes()
@@ -238,7 +244,11 @@ def iter_literature_sources(
             origin = f"{MEDQUAD_DIR}/{path.name}"
             report.seen_origins.add(origin)
             yield from iter_jsonl(
-                path, origin, licence=licence, report=report, default_source="MedQuAD",
+                path,
+                origin,
+                licence=licence,
+                report=report,
+                default_source="MedQuAD",
                 used_ids=used_ids,
             )
             report.complete_origins.add(origin)
@@ -256,15 +266,23 @@ def iter_literature_sources(
         licence = "hospital internal"
     for path in sorted(p for p in documents_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(documents_dir).as_posix()
-        if rel.startswith(".") or "/." in rel or path.name.upper().startswith(("LICENSE", "LICENCE", "SOURCE")):
+        if (
+            rel.startswith(".")
+            or "/." in rel
+            or path.name.upper().startswith(("LICENSE", "LICENCE", "SOURCE"))
+        ):
             continue
         origin = f"documents/{rel}"
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
             report.seen_origins.add(origin)
             yield from iter_jsonl(
-                path, origin, licence=licence, report=report,
-                default_source="hospital-documents", used_ids=used_ids,
+                path,
+                origin,
+                licence=licence,
+                report=report,
+                default_source="hospital-documents",
+                used_ids=used_ids,
             )
             report.complete_origins.add(origin)
         elif suffix in TEXT_SUFFIXES:

@@ -150,10 +150,12 @@ def open_collection(settings: Settings, name: str, *, create: bool = True) -> An
 def drop_collection(settings: Settings, name: str) -> bool:
     """Delete a collection if it exists. Returns True when one was deleted."""
     _check_name(name)
+    from chromadb.errors import NotFoundError
+
     client = get_client(settings)
     try:
         client.delete_collection(name)
-    except Exception:  # not found
+    except (NotFoundError, ValueError):  # ValueError: older chromadb "does not exist"
         return False
     return True
 
@@ -175,16 +177,6 @@ def bump_revision(collection: Any) -> str:
     revision = uuid.uuid4().hex
     update_metadata(collection, revision=revision)
     return revision
-
-
-def read_revision(settings: Settings, name: str) -> tuple[str, int] | None:
-    """Cheap change check: ``(revision, count)`` of a collection, None when missing."""
-    client = get_client(settings)
-    try:
-        collection = client.get_collection(name)
-    except Exception:
-        return None
-    return str((collection.metadata or {}).get("revision", "")), int(collection.count())
 
 
 def sanitize_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -36,13 +36,15 @@ EN_STOPWORDS = frozenset(
     this those through to too under until up very was wasn't we we'd we'll we're we've were
     weren't what what's when when's where where's which while who who's whom why why's will
     with won't would wouldn't you you'd you'll you're you've your yours yourself yourselves
-    also may might must s t just""".split()
+    also may might must s t just""".split()  # noqa: SIM905 (readable word list)
 )
 
 ZH_STOPWORDS = frozenset(
-    "的 了 是 在 和 与 及 或 也 都 就 而 又 被 把 让 给 对 从 向 为 以 于 之 其 这 那 这个 那个 "
-    "我 我的 你 你的 他 她 它 我们 你们 他们 有 没有 会 能 可以 要 很 还 吗 呢 吧 啊 呀 么 什么 "
-    "怎么 怎么办 一个 一些 一下 一直 现在 时候 请问 请 谢谢 您好 你好".split()
+    (  # noqa: SIM905 (readable word list)
+        "的 了 是 在 和 与 及 或 也 都 就 而 又 被 把 让 给 对 从 向 为 以 于 之 其 这 那 这个 那个 "
+        "我 我的 你 你的 他 她 它 我们 你们 他们 有 没有 会 能 可以 要 很 还 吗 呢 吧 啊 呀 么 什么 "
+        "怎么 怎么办 一个 一些 一下 一直 现在 时候 请问 请 谢谢 您好 你好"
+    ).split()
 )
 
 _SUFFIXES: tuple[tuple[str, str], ...] = (

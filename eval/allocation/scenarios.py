@@ -8,7 +8,7 @@ The synthetic hospital (about 2,000 resources over 14 days, local time UTC+8):
 * clinic sessions (08:00-12:00, 13:30-17:30, weekdays) per doctor in 9 departments,
   2-6 doctors per session, 0-8 free appointments, doctors with sub-specialties and
   languages (all zh, some en);
-* EMERG treatment blocks every 15 min for 48 h (1-2 free places each);
+* EMERG treatment blocks every 30 min for 8 days (1-3 free places each);
 * bed releases (08:00, 12:00, 16:00) for 10 wards (general, icu, paediatric,
   maternity, isolation), 0-3 beds each;
 * imaging: RADIOL CT/MRI/ultrasound 2-h blocks 08:00-20:00 and an EMERG CT every 2 h.
@@ -62,11 +62,20 @@ WARDS: tuple[tuple[str, str], ...] = (
     ("OBGYN", "maternity"),
     ("NEURO", "general"),
 )
-MIX_NORMAL = {
-    Disposition.EMERGENCY_AMBULANCE: 0.03,
-    Disposition.EMERGENCY: 0.10,
+MIX_BACKLOG = {
+    # pending signals at one moment: emergencies are few (1-h windows, handled live)
+    Disposition.EMERGENCY_AMBULANCE: 0.002,
+    Disposition.EMERGENCY: 0.006,
+    Disposition.CONSULTATION_24: 0.08,
+    Disposition.CONSULTATION: 0.67,
+    Disposition.SELF_CARE: 0.242,
+}
+MIX_WEEK = {
+    # a week of arrivals
+    Disposition.EMERGENCY_AMBULANCE: 0.02,
+    Disposition.EMERGENCY: 0.08,
     Disposition.CONSULTATION_24: 0.25,
-    Disposition.CONSULTATION: 0.47,
+    Disposition.CONSULTATION: 0.50,
     Disposition.SELF_CARE: 0.15,
 }
 
@@ -100,25 +109,49 @@ def synthetic_hospital(seed: int = 0, *, now: datetime = NOW, days: int = 14) ->
         for dept, bed in WARDS:
             for h in (8, 12, 16):
                 start = day.replace(hour=h)
-                add(kind="bed", department=dept, bed_type=bed, start=start,
-                    end=start + timedelta(hours=4), capacity=rng.randint(0, 3),
-                    label=f"{dept} {bed} beds released {start:%a %H:%M}")
+                add(
+                    kind="bed",
+                    department=dept,
+                    bed_type=bed,
+                    start=start,
+                    end=start + timedelta(hours=4),
+                    capacity=rng.randint(0, 3),
+                    label=f"{dept} {bed} beds released {start:%a %H:%M}",
+                )
         for mod in ("CT", "MRI", "ultrasound"):
             for h in range(8, 20, 2):
                 start = day.replace(hour=h)
-                add(kind="imaging", department="RADIOL", modality=mod, start=start,
-                    end=start + timedelta(hours=2), capacity=rng.randint(1, 6),
-                    label=f"RADIOL {mod} {start:%a %H:%M}")
+                add(
+                    kind="imaging",
+                    department="RADIOL",
+                    modality=mod,
+                    start=start,
+                    end=start + timedelta(hours=2),
+                    capacity=rng.randint(1, 6),
+                    label=f"RADIOL {mod} {start:%a %H:%M}",
+                )
         for h in range(0, 24, 2):
             start = day.replace(hour=h)
-            add(kind="imaging", department="EMERG", modality="CT", start=start,
-                end=start + timedelta(hours=2), capacity=rng.randint(1, 3),
-                label=f"EMERG CT {start:%a %H:%M}")
-    for q in range(48 * 4):
-        start = day0.replace(hour=now.hour) + timedelta(minutes=15 * q)
-        add(kind="clinic_slot", department="EMERG", languages=("zh", "en"), start=start,
-            end=start + timedelta(minutes=15), capacity=rng.randint(1, 2),
-            label=f"EMERG treatment {start:%a %H:%M}")
+            add(
+                kind="imaging",
+                department="EMERG",
+                modality="CT",
+                start=start,
+                end=start + timedelta(hours=2),
+                capacity=rng.randint(1, 3),
+                label=f"EMERG CT {start:%a %H:%M}",
+            )
+    for q in range(8 * 48):
+        start = day0.replace(hour=now.hour) + timedelta(minutes=30 * q)
+        add(
+            kind="clinic_slot",
+            department="EMERG",
+            languages=("zh", "en"),
+            start=start,
+            end=start + timedelta(minutes=30),
+            capacity=rng.randint(1, 3),
+            label=f"EMERG treatment {start:%a %H:%M}",
+        )
     return out
 
 
@@ -128,22 +161,29 @@ def synthetic_signals(
     *,
     now: datetime = NOW,
     mix: dict[Disposition, float] | None = None,
+    future_share: float = 0.0,
+    future_hours: float = 7 * 24.0,
     prefix: str = "S",
 ) -> list[DemandSignal]:
     """``n`` demand signals with a realistic disposition / resource mix.
 
-    Emergencies were created in the last 45 min (1-h windows), within-24-h
-    consultations in the last 12 h, routine ones in the last 3 days.
+    A share ``1 - future_share`` is the pending backlog: emergencies created in the
+    last 45 min (1-h windows), within-24-h consultations in the last 12 h, routine
+    ones in the last 3 days. The rest are forecast arrivals spread uniformly over the
+    next ``future_hours`` (what-if planning of a coming week).
     """
     rng = random.Random(seed + 7919)
-    mix = mix or MIX_NORMAL
+    mix = mix or MIX_BACKLOG
     disps, probs = list(mix), list(mix.values())
     depts = list(CLINIC_DEPTS)
     out: list[DemandSignal] = []
     for i in range(n):
         d = rng.choices(disps, probs)[0]
-        lag = {0: 0.75, 1: 0.75, 2: 12.0}.get(d.rank, 72.0)
-        created = now - timedelta(hours=rng.uniform(0, lag))
+        if rng.random() < future_share:
+            created = now + timedelta(hours=rng.uniform(0, future_hours))
+        else:
+            lag = {0: 0.75, 1: 0.75, 2: 12.0}.get(d.rank, 72.0)
+            created = now - timedelta(hours=rng.uniform(0, lag))
         lo, hi = d.window()
         dept = rng.choice(depts)
         kw: dict[str, object] = {"resource_type": "clinic_slot", "department": dept}
@@ -197,17 +237,17 @@ class Scenario:
 
 
 def normal_load(seed: int = 0) -> Scenario:
-    """Demand at about 60 % of remaining capacity."""
+    """Pending backlog at about 45 % of remaining capacity (clinics near full)."""
     res = synthetic_hospital(seed)
-    sig = synthetic_signals(int(0.6 * total_capacity(res)), seed)
-    return Scenario("normal_load", "demand ~0.6x capacity", sig, res)
+    sig = synthetic_signals(int(0.45 * total_capacity(res)), seed)
+    return Scenario("normal_load", "backlog ~0.45x capacity", sig, res)
 
 
 def overloaded_week(seed: int = 0) -> Scenario:
-    """Demand at 1.5x remaining capacity."""
+    """A week of demand at 1.5x remaining capacity: backlog plus forecast arrivals."""
     res = synthetic_hospital(seed)
-    sig = synthetic_signals(int(1.5 * total_capacity(res)), seed)
-    return Scenario("overloaded_week", "demand ~1.5x capacity", sig, res)
+    sig = synthetic_signals(int(1.5 * total_capacity(res)), seed, mix=MIX_WEEK, future_share=0.8)
+    return Scenario("overloaded_week", "week of demand ~1.5x capacity", sig, res)
 
 
 def mass_casualty(seed: int = 0, casualties: int = 120) -> Scenario:
@@ -223,24 +263,43 @@ def mass_casualty(seed: int = 0, casualties: int = 120) -> Scenario:
         if kind > 0.7:
             kw = {"resource_type": "imaging", "modality": "CT"}
         extra.append(
-            DemandSignal(id=f"MC{i:04d}", created_at=created, patient_ref=f"mc{i}",
-                         department="EMERG", disposition=d, earliest=created,
-                         latest=created + timedelta(hours=1), **kw)  # type: ignore[arg-type]
+            DemandSignal(
+                id=f"MC{i:04d}",
+                created_at=created,
+                patient_ref=f"mc{i}",
+                department="EMERG",
+                disposition=d,
+                earliest=created,
+                latest=created + timedelta(hours=1),
+                **kw,
+            )  # type: ignore[arg-type]
         )
-    return Scenario("mass_casualty", f"normal load + {casualties} EMERG emergencies",
-                    base.signals + extra, base.resources)
+    return Scenario(
+        "mass_casualty",
+        f"normal load + {casualties} EMERG emergencies",
+        base.signals + extra,
+        base.resources,
+    )
 
 
 def unservable_request(seed: int = 0) -> Scenario:
     """A paediatric isolation-bed request: no PEDS or GENMED ward has isolation beds."""
     res = synthetic_hospital(seed)
     sig = DemandSignal.from_disposition(
-        patient_ref="iso", department="PEDS", disposition=Disposition.CONSULTATION_24,
-        now=NOW, resource_type="bed", bed_type="isolation",
+        patient_ref="iso",
+        department="PEDS",
+        disposition=Disposition.CONSULTATION_24,
+        now=NOW,
+        resource_type="bed",
+        bed_type="isolation",
     )
-    return Scenario("unservable_request", "PEDS isolation bed (nobody has one)", [sig], res,
-                    expect={"status": AllocationStatus.INFEASIBLE,
-                            "reason": "no_resource_type"})
+    return Scenario(
+        "unservable_request",
+        "PEDS isolation bed (nobody has one)",
+        [sig],
+        res,
+        expect={"status": AllocationStatus.INFEASIBLE, "reason": "no_resource_type"},
+    )
 
 
 SCENARIOS: dict[str, Callable[[int], Scenario]] = {
@@ -282,32 +341,36 @@ def run_scenarios(seed: int = 0) -> list[dict[str, object]]:
             single = book_one(sc.signals[0], sc.resources, now=sc.now)
             for r in (lp, single):
                 if r.status != sc.expect["status"]:
-                    problems.append(f"{r.method}: status {r.status}, expected {sc.expect['status']}")
+                    problems.append(
+                        f"{r.method}: status {r.status}, expected {sc.expect['status']}"
+                    )
                 if not r.unmet or r.unmet[0].reason_code != sc.expect["reason"]:
                     problems.append(f"{r.method}: unmet reason missing or wrong")
         if lp.objective.total + 1e-6 < gr.objective.total:
             problems.append("LP objective below greedy")
         w_lp = urgency_weighted_wait(lp, sc.signals)
         w_gr = urgency_weighted_wait(gr, sc.signals)
-        rows.append({
-            "scenario": name,
-            "signals": len(sc.signals),
-            "resources": len(sc.resources),
-            "capacity": total_capacity(sc.resources),
-            "lp_status": lp.status.value,
-            "lp_served": lp.served,
-            "greedy_served": gr.served,
-            "lp_objective": round(lp.objective.total, 2),
-            "greedy_objective": round(gr.objective.total, 2),
-            "lp_weighted_wait_h": round(w_lp, 3),
-            "greedy_weighted_wait_h": round(w_gr, 3),
-            "wait_improvement_pct": round(100 * (w_gr - w_lp) / w_gr, 1) if w_gr else 0.0,
-            "lp_seconds": round(lp.build_seconds + lp.solve_seconds, 3),
-            "binding_groups": len(lp.binding),
-            "top_binding": lp.binding[0].explanation if lp.binding else "",
-            "problems": problems,
-            "ok": not problems,
-        })
+        rows.append(
+            {
+                "scenario": name,
+                "signals": len(sc.signals),
+                "resources": len(sc.resources),
+                "capacity": total_capacity(sc.resources),
+                "lp_status": lp.status.value,
+                "lp_served": lp.served,
+                "greedy_served": gr.served,
+                "lp_objective": round(lp.objective.total, 2),
+                "greedy_objective": round(gr.objective.total, 2),
+                "lp_weighted_wait_h": round(w_lp, 3),
+                "greedy_weighted_wait_h": round(w_gr, 3),
+                "wait_improvement_pct": round(100 * (w_gr - w_lp) / w_gr, 1) if w_gr else 0.0,
+                "lp_seconds": round(lp.build_seconds + lp.solve_seconds, 3),
+                "binding_groups": len(lp.binding),
+                "top_binding": lp.binding[0].explanation if lp.binding else "",
+                "problems": problems,
+                "ok": not problems,
+            }
+        )
     return rows
 
 

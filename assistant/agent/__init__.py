@@ -1,0 +1,1 @@
+"""Tool-calling step: patient booking tool and read-only staff tools."""

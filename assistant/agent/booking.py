@@ -1,0 +1,180 @@
+"""The patient-side ``book_resources`` tool: a demand signal → a persisted booking.
+
+Flow: the chat model (LangChain adapter, constrained to a tool call) is asked to call
+``book_resources`` for the triage's signal. The call is accepted only if its arguments
+name the real signal (id, department, disposition); otherwise — or with no model — a
+deterministic fallback makes the same call. Which path was taken is logged and
+returned (``path``: ``tool_call`` | ``fallback``) so eval can count it.
+
+The tool runs :func:`assistant.allocation.book_one` over the free clinic slots of the
+department and its overflow neighbours inside the signal's window, then writes the
+booking in one ``BEGIN IMMEDIATE`` transaction. A slot taken concurrently by another
+process (``BookingConflictError``) is excluded and the choice repeated, so there is
+never a double booking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from assistant.settings import Settings
+from assistant.triage.schemas import DemandSignal, Disposition
+
+log = logging.getLogger(__name__)
+MAX_RETRIES = 5
+MAX_CANDIDATES = 400
+
+
+class BookingOutcome(BaseModel):
+    """What the booking tool returns (JSON-serialisable, no patient text)."""
+
+    booked: bool
+    ref: str | None = None
+    signal_id: str
+    department: str | None = None
+    overflow: bool = False
+    doctor: dict[str, Any] | None = None
+    starts_at: Any = None
+    reason: str = ""
+    path: Literal["tool_call", "fallback"] = "fallback"
+
+
+def _neighbours() -> dict[str, list[str]]:
+    from assistant.hospital.catalog import load_catalog
+
+    return {code: list(d.neighbours) for code, d in load_catalog().items()}
+
+
+def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback") -> BookingOutcome:
+    """Book the best free clinic slot for ``signal`` (see module docstring).
+
+    Args:
+        factory: SQLAlchemy sessionmaker of the resource tables (``open_db``).
+        signal: the demand signal from triage.
+        path: which path invoked the tool, recorded in the outcome.
+
+    Returns:
+        A :class:`BookingOutcome`; ``booked=False`` with a reason when no capacity fits.
+    """
+    from assistant.allocation import Resource, book_one
+    from assistant.hospital.bookings import BookingConflictError, create_booking
+    from assistant.hospital.db import write_session
+    from assistant.hospital.queries import next_free_slots
+
+    neighbours = _neighbours()
+    excluded: set[int] = set()
+    for _ in range(MAX_RETRIES):
+        with write_session(factory) as session:
+            slots = []
+            for dept in [signal.department, *neighbours.get(signal.department, [])]:
+                slots += next_free_slots(session, dept, signal.earliest, signal.latest,
+                                         limit=MAX_CANDIDATES, max_per_session=None)
+            slots = [s for s in slots if s.slot_id not in excluded]
+            by_id = {f"slot:{s.slot_id}": s for s in slots}
+            resources = [
+                Resource(id=key, kind="clinic_slot", department=s.department,
+                         sub_specialties=tuple(s.doctor.sub_specialties),
+                         languages=tuple(x for x in s.doctor.languages if x in ("en", "zh")),
+                         start=s.starts_at, end=s.ends_at, capacity=1)
+                for key, s in by_id.items()
+            ]
+            result = book_one(signal, resources, neighbours=neighbours, now=signal.earliest) if resources else None
+            if result is None or not result.assignments:
+                reason = result.unmet[0].reason if result and result.unmet else "no free clinic slot in the window"
+                log.info("booking none signal=%s dept=%s path=%s", signal.id, signal.department, path)
+                return BookingOutcome(booked=False, signal_id=signal.id, reason=reason, path=path)  # type: ignore[arg-type]
+            chosen = result.assignments[0]
+            slot = by_id[chosen.resource_id]
+            try:
+                from assistant.agent.replan import save_signal
+
+                save_signal(session, signal)
+                booking = create_booking(session, signal_id=signal.id, patient_ref=signal.patient_ref,
+                                         resource_kind="clinic_slot", resource_id=slot.slot_id)
+            except BookingConflictError:
+                excluded.add(slot.slot_id)
+                continue
+            log.info("booking ok signal=%s ref=%s dept=%s path=%s", signal.id, booking.id, slot.department, path)
+            return BookingOutcome(
+                booked=True, ref=booking.id, signal_id=signal.id, department=slot.department,
+                overflow=chosen.overflow, doctor=slot.doctor.model_dump(), starts_at=slot.starts_at,
+                reason="booked", path=path,  # type: ignore[arg-type]
+            )
+    return BookingOutcome(booked=False, signal_id=signal.id, reason="slots taken concurrently; retry", path=path)  # type: ignore[arg-type]
+
+
+class BookResourcesArgs(BaseModel):
+    """Arguments of the ``book_resources`` tool as the chat model sees it."""
+
+    signal_id: str = Field(max_length=40, description="The id of the demand signal to book.")
+    department: str = Field(max_length=10, description="Canonical department code of the signal.")
+    disposition: Disposition = Field(description="Disposition of the signal.")
+
+
+def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict[str, Any] | None]:
+    """Ask the chat model to call ``book_resources`` for ``signal``.
+
+    Returns:
+        ``(valid, args)``: valid when the call names exactly this signal.
+    """
+    from langchain_core.tools import StructuredTool
+
+    from assistant.llm.langchain_adapter import LocalChatModel
+
+    tool = StructuredTool.from_function(
+        func=lambda **kw: "", name="book_resources", args_schema=BookResourcesArgs,
+        description="Book a clinic slot for a triaged patient's demand signal.",
+    )
+    chat = LocalChatModel(backend=backend, max_new_tokens=64).bind_tools([tool], tool_choice="book_resources")
+    prompt = (
+        "Book care for this demand signal by calling book_resources with its exact values.\n"
+        f"signal_id: {signal.id}\ndepartment: {signal.department}\ndisposition: {signal.disposition.value}"
+    )
+    try:
+        msg = chat.invoke(prompt)
+    except Exception as exc:  # noqa: BLE001 - the fallback covers any model failure
+        log.info("booking tool call failed: %s", type(exc).__name__)
+        return False, None
+    if not msg.tool_calls:
+        return False, None
+    args = msg.tool_calls[0]["args"]
+    valid = (args.get("signal_id") == signal.id and args.get("department") == signal.department
+             and args.get("disposition") == signal.disposition.value)
+    return valid, args
+
+
+def book_resources(factory: Any, signal: DemandSignal, *, backend: Any = None) -> BookingOutcome:
+    """Patient flow: model tool call when valid, else the deterministic fallback."""
+    path = "fallback"
+    if backend is not None:
+        valid, _ = request_booking_call(backend, signal)
+        path = "tool_call" if valid else "fallback"
+    return book_signal(factory, signal, path=path)
+
+
+def make_booker(settings: Settings, *, backend: Any = None) -> Callable[[Any, str], dict[str, Any] | None]:
+    """A ``f(triage_result, session_id) -> booking dict | None`` for the UI.
+
+    Every disposition is booked: emergencies into the emergency department's current
+    shift (so the ED expects the patient), others into a clinic slot in the window.
+    Returns None when there are no tables or no capacity.
+    """
+    from assistant.hospital.db import open_db
+
+    path = settings.resolved_hospital_db
+    factory = open_db(path, create=False) if path.is_file() else None
+
+    def booker(result: Any, session_id: str) -> dict[str, Any] | None:
+        signal = result.demand_signal
+        if factory is None or signal is None:
+            return None
+        outcome = book_resources(factory, signal, backend=backend)
+        if not outcome.booked:
+            return None
+        return outcome.model_dump()
+
+    return booker

@@ -1,0 +1,193 @@
+"""Department routing: a trained text classifier fused with catalog retrieval and rules.
+
+The classifier is TF-IDF (jieba words + character n-grams, so Chinese and English both
+work without an English-only embedder) into a class-balanced logistic regression. It is
+trained on:
+
+* the department catalog (``knowledge_base/departments.yaml``): every clause of each
+  department's bilingual "treats" text is one example, so all 26 departments are known;
+* the train split (70 %, by a hash of the text) of Symptom2Disease dev (English) and
+  Toyhom internal-medicine dev (Chinese), relabelled with ``knowledge_base/routing_labels.yaml``.
+
+The other 30 % is the validation split; it is never trained on
+(:func:`validation_examples` returns it for the eval script). The fitted model is cached
+under ``<data_dir>/models/router-<key>.joblib`` and retrained when the data changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.settings import Settings
+from assistant.triage.text import tokenize
+
+log = logging.getLogger(__name__)
+
+KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
+ROUTER_VERSION = "1"
+VALIDATION_SHARE = 0.3
+_LOCK = threading.Lock()
+_MODELS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labelled routing example: text, acceptable department codes (best first), origin."""
+
+    text: str
+    departments: tuple[str, ...]
+    origin: str
+
+    @property
+    def label(self) -> str:
+        return self.departments[0]
+
+
+def _is_validation(text: str) -> bool:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return digest[0] / 256 < VALIDATION_SHARE
+
+
+def _labels() -> dict[str, dict[str, list[str]]]:
+    return yaml.safe_load((KB_DIR / "routing_labels.yaml").read_text(encoding="utf-8"))
+
+
+def dev_set_examples(shared_data_dir: Path) -> list[Example]:
+    """All labelled routing examples from the dev sets (both splits).
+
+    Missing files are skipped with a warning (the catalog alone still trains a router).
+    """
+    labels = _labels()
+    out: list[Example] = []
+    s2d = shared_data_dir / "symptom2disease" / "symptom2disease_dev.csv"
+    if s2d.is_file():
+        with s2d.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                depts = labels["symptom2disease"].get(row["label"])
+                if depts and row.get("text"):
+                    out.append(Example(row["text"], tuple(depts), "symptom2disease"))
+    else:
+        log.warning("routing: %s not found; training without it", s2d)
+    toy = shared_data_dir / "toyhom_zh" / "toyhom_im_dev.csv"
+    if toy.is_file():
+        with toy.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                depts = labels["toyhom"].get(row["department"])
+                text = f"{row.get('title', '')} {row.get('ask', '')}".strip()[:400]
+                if depts and text:
+                    out.append(Example(text, tuple(depts), "toyhom"))
+    else:
+        log.warning("routing: %s not found; training without it", toy)
+    return out
+
+
+def catalog_examples() -> list[Example]:
+    """One example per clause of every department's bilingual 'treats' description."""
+    from assistant.hospital.catalog import load_catalog
+
+    out = []
+    for code, dept in load_catalog().items():
+        for text in (dept.treats_en, dept.treats_zh, dept.name_en, dept.name_zh):
+            out.append(Example(text, (code,), "catalog"))
+            for clause in re.split(r"[,;.:，；。：、]| and | or ", text):
+                if len(clause.strip()) >= 2:
+                    out.append(Example(clause.strip(), (code,), "catalog"))
+        for sub in dept.sub_specialties:
+            out.append(Example(f"{sub.name_en} {sub.name_zh}", (code,), "catalog"))
+    seed = yaml.safe_load((KB_DIR / "routing_seed.yaml").read_text(encoding="utf-8")) or {}
+    for code, phrases in seed.items():
+        out.extend(Example(str(p), (code,), "seed") for p in phrases)
+    return out
+
+
+def training_examples(shared_data_dir: Path) -> list[Example]:
+    """Catalog examples plus the train split of the dev sets."""
+    return catalog_examples() + [e for e in dev_set_examples(shared_data_dir) if not _is_validation(e.text)]
+
+
+def validation_examples(shared_data_dir: Path) -> list[Example]:
+    """The held-out 30 % of the dev sets that the router never trains on."""
+    return [e for e in dev_set_examples(shared_data_dir) if _is_validation(e.text)]
+
+
+def _build_pipeline() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    features = FeatureUnion(
+        [
+            ("words", TfidfVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False,
+                                      ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True,
+                                      min_df=2, max_features=60_000)),
+        ]
+    )
+    clf = LogisticRegression(C=8.0, class_weight="balanced", max_iter=3000)
+    return Pipeline([("features", features), ("clf", clf)])
+
+
+def _data_key(shared_data_dir: Path) -> str:
+    parts = [ROUTER_VERSION]
+    for path in (
+        KB_DIR / "departments.yaml",
+        KB_DIR / "routing_labels.yaml",
+        KB_DIR / "routing_seed.yaml",
+        shared_data_dir / "symptom2disease" / "symptom2disease_dev.csv",
+        shared_data_dir / "toyhom_zh" / "toyhom_im_dev.csv",
+    ):
+        parts.append(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else f"{path.name}:-")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def train_router(examples: Iterable[Example]) -> Any:
+    """Fit the routing pipeline on ``examples`` (returns a fitted sklearn Pipeline)."""
+    examples = list(examples)
+    pipe = _build_pipeline()
+    pipe.fit([e.text for e in examples], [e.label for e in examples])
+    return pipe
+
+
+def load_router(settings: Settings) -> Any:
+    """Return the fitted router, from the per-process cache, the disk cache, or by training.
+
+    Training takes a few seconds on 2 cores; the result is saved with joblib.
+    """
+    import joblib
+
+    key = _data_key(settings.shared_data_dir)
+    with _LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        path = settings.model_cache_dir / f"router-{key}.joblib"
+        model = None
+        if path.is_file():
+            try:
+                model = joblib.load(path)
+            except Exception as exc:  # noqa: BLE001 - a bad cache is retrained
+                log.warning("router cache unreadable (%s); retraining", exc)
+        if model is None:
+            model = train_router(training_examples(settings.shared_data_dir))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            joblib.dump(model, tmp)
+            tmp.replace(path)
+        _MODELS[key] = model
+        return model
+
+
+def classify(settings: Settings, text: str) -> dict[str, float]:
+    """Department probabilities for ``text`` (all catalog codes, summing to 1)."""
+    model = load_router(settings)
+    probs = model.predict_proba([text])[0]
+    return {str(c): float(p) for c, p in zip(model.classes_, probs, strict=True)}

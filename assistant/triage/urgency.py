@@ -1,0 +1,136 @@
+"""Urgency below the red flags: data-driven rules (``knowledge_base/urgency_rules.yaml``).
+
+Red flags (``red_flags.py``) decide emergencies. These rules place every other complaint
+on consultation_24 / consultation / self_care, with age and pregnancy modifiers. Every
+rule carries its source; the decision lists the rules that fired.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from assistant.triage.schemas import Disposition
+from assistant.triage.text import normalise
+
+KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
+_NEGATION = re.compile(
+    r"(\bno\b|\bnot\b|n't|\bwithout\b|\bdeny|\bdenies|\bnever\b|没有|没|不|无|否认)[^.,;!?。，；！？]{0,20}$"
+)
+_DURATION = re.compile(
+    r"\d+\s*(min|hour|hr|day|week|month|year)|(a|one|two|three|few|several|couple of)\s+(min|hour|day|week|month|year)"
+    r"|since|yesterday|today|this morning|last night|tonight|for (ages|a while)"
+    r"|\d+\s*(分钟|小时|天|日|周|个?星期|个?月|年)|[一二两三四五六七八九十半几]+\s*(分钟|小时|天|日|周|个?星期|个?月|年)"
+    r"|昨天|今天|今早|早上|晚上|刚才|最近|这几天"
+)
+_SEVERITY = re.compile(
+    r"\b(mild|moderate|severe|slight|bad|terrible|unbearable|worse|better)\b|\d+\s*/\s*10|out of 10"
+    r"|轻微|有点|剧烈|厉害|严重|受不了|加重|好转|\d+分"
+)
+
+
+@dataclass(frozen=True)
+class UrgencyRule:
+    """A compiled urgency rule."""
+
+    id: str
+    disposition: Disposition
+    source: str
+    patterns: tuple[re.Pattern[str], ...]
+
+
+@dataclass
+class UrgencyDecision:
+    """Disposition from the urgency rules, with the ids of the rules that fired."""
+
+    disposition: Disposition
+    rule_ids: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=4)
+def load_urgency_rules(path: Path | None = None) -> tuple[UrgencyRule, ...]:
+    """Load and compile ``knowledge_base/urgency_rules.yaml``."""
+    data = yaml.safe_load(((path or KB_DIR / "urgency_rules.yaml")).read_text(encoding="utf-8"))
+    rules = []
+    for level in ("consultation_24", "consultation", "self_care"):
+        for raw in data.get(level, []):
+            rules.append(
+                UrgencyRule(
+                    id=raw["id"],
+                    disposition=Disposition(level),
+                    source=raw["source"],
+                    patterns=tuple(re.compile(p) for p in raw["patterns"]),
+                )
+            )
+    return tuple(rules)
+
+
+def affirmed(pattern: re.Pattern[str], text: str) -> bool:
+    """True if ``pattern`` matches ``text`` at least once outside a negation scope."""
+    for match in pattern.finditer(text):
+        if not _NEGATION.search(text[max(0, match.start() - 30): match.start()]):
+            return True
+    return False
+
+
+def has_duration(text: str) -> bool:
+    """Whether the complaint says how long it has lasted."""
+    return bool(_DURATION.search(normalise(text)))
+
+
+def has_severity(text: str) -> bool:
+    """Whether the complaint says how bad it is."""
+    return bool(_SEVERITY.search(normalise(text)))
+
+
+def assess_urgency(
+    text: str,
+    *,
+    age_years: float | None = None,
+    pregnant: bool | None = None,
+) -> UrgencyDecision:
+    """Disposition for a complaint without red flags.
+
+    Precedence: any consultation_24 rule; then chronic (consultation); then self-care
+    rules; default consultation. Modifiers: infants under 1 year, adults 75+ and
+    pregnancy are never self-care (NICE CG160 / NHS 111: vulnerable groups are seen),
+    and infants under 3 months are at least consultation_24.
+
+    Args:
+        text: the complaint (any language), up to a few thousand characters.
+        age_years: patient age, if known.
+        pregnant: pregnancy status, if known.
+
+    Returns:
+        The decision with the ids and sources of the rules that fired.
+    """
+    low = normalise(text)[:4000]
+    fired = {d: [] for d in Disposition}  # type: dict[Disposition, list[UrgencyRule]]
+    for rule in load_urgency_rules():
+        if any(affirmed(p, low) for p in rule.patterns):
+            fired[rule.disposition].append(rule)
+    if fired[Disposition.CONSULTATION_24]:
+        level = Disposition.CONSULTATION_24
+    elif fired[Disposition.CONSULTATION]:
+        level = Disposition.CONSULTATION
+    elif fired[Disposition.SELF_CARE]:
+        level = Disposition.SELF_CARE
+    else:
+        level = Disposition.CONSULTATION
+    used = fired[level]
+    decision = UrgencyDecision(level, [r.id for r in used], [r.source for r in used])
+    vulnerable = (age_years is not None and (age_years < 1 or age_years >= 75)) or bool(pregnant)
+    if decision.disposition is Disposition.SELF_CARE and vulnerable:
+        decision.disposition = Disposition.CONSULTATION
+        decision.rule_ids.append("UMOD_VULNERABLE")
+        decision.sources.append("NICE CG160; NHS 111 (infants, older adults, pregnancy are not self-care)")
+    if age_years is not None and age_years < 0.25 and decision.disposition.rank > Disposition.CONSULTATION_24.rank:
+        decision.disposition = Disposition.CONSULTATION_24
+        decision.rule_ids.append("UMOD_YOUNG_INFANT")
+        decision.sources.append("NICE CG160 (infants under 3 months: assess the same day)")
+    return decision

@@ -1,0 +1,283 @@
+"""The Gradio app: a patient chat tab and a staff console behind a login.
+
+``build_app(settings)`` builds the Blocks (models and tables load once, here);
+``launch(app, host, port)`` serves it. Sessions are isolated: each browser tab has its
+own :class:`PatientSession` in ``gr.State`` (server-side), and nothing patient-specific
+lives in module or app globals.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from assistant.errors import AssistantError
+from assistant.settings import Settings
+from assistant.ui.session import PatientSession
+
+log = logging.getLogger(__name__)
+
+NOTICE = {
+    "en": "This assistant gives guidance, not a diagnosis. In an emergency call 120 (or 911).",
+    "zh": "本助手提供就医指导，不做诊断。紧急情况请拨打120。",
+}
+BANNER_STYLE = {
+    "em": "background:#b71c1c;color:#fff",
+    "24": "background:#f9a825;color:#000",
+    "ne": "background:#1565c0;color:#fff",
+    "sc": "background:#2e7d32;color:#fff",
+}
+EMPTY_REPLY = {
+    "en": "Please describe what is bothering you, for example: 'sore throat for two days'.",
+    "zh": "请描述您哪里不舒服，例如：“嗓子疼两天了”。",
+}
+ERROR_REPLY = {
+    "en": "Sorry, something went wrong on our side. Please ask a member of staff for help. "
+          "If you feel very unwell, call 120 or go to the emergency department.",
+    "zh": "抱歉，系统出现问题，请联系医院工作人员。如感觉非常不适，请拨打120或前往急诊。",
+}
+
+
+def banner_html(result: Any) -> str:
+    """Coloured urgency banner (id ``urgency-banner``), shown above the reply."""
+    from assistant.triage.render import urgency_line
+
+    d = result.disposition
+    key = "em" if d.is_emergency else "24" if d.value == "consultation_24" else \
+        "sc" if d.value == "self_care" else "ne"
+    return (
+        f'<div id="urgency-banner" class="urgency-{d.value}" role="alert" '
+        f'style="{BANNER_STYLE[key]};padding:12px;border-radius:8px;font-size:1.2em;font-weight:bold">'
+        f"{html.escape(urgency_line(result))}</div>"
+    )
+
+
+def card_html(result: Any, booking: dict[str, Any] | None) -> str:
+    """Department / doctor / booked-slot card (id ``department-card``)."""
+    from assistant.triage.render import format_when
+
+    if not result.departments:
+        return ""
+    zh = result.language == "zh"
+    d = result.departments[0]
+    rows = [f"<b>{'科室' if zh else 'Department'}:</b> {html.escape(d.name_zh if zh else d.name_en)} ({d.code})"]
+    if booking:
+        doc = booking["doctor"]
+        rows.append(f"<b>{'医生' if zh else 'Doctor'}:</b> {html.escape(doc['name_zh'] if zh else doc['name_en'])}"
+                    f" · {html.escape(doc['title_zh'] if zh else doc['title_en'])}")
+        rows.append(f"<b>{'已预约' if zh else 'Booked'}:</b> {format_when(booking['starts_at'], result.language)}"
+                    f" · {'预约号' if zh else 'ref'} {html.escape(str(booking['ref']))}")
+    elif result.doctors:
+        doc = result.doctors[0]
+        rows.append(f"<b>{'医生' if zh else 'Doctor'}:</b> {html.escape(doc.name_zh if zh else doc.name_en)}"
+                    f" · {format_when(doc.starts_at, result.language)}")
+    return ('<div id="department-card" style="border:1px solid #999;border-radius:8px;padding:10px">'
+            + "<br>".join(rows) + "</div>")
+
+
+def citations_md(result: Any) -> str:
+    if not result.citations:
+        return ""
+    return "\n".join(
+        f"- [{c.title}]({c.url}) — {c.source}" if c.url else f"- {c.title} — {c.source}"
+        for c in result.citations
+    )
+
+
+class PatientService:
+    """Triage + booking for the patient tab; one instance per app, stateless per call."""
+
+    def __init__(self, settings: Settings, *, triager: Any, booker: Any, backend: Any = None) -> None:
+        self.settings = settings
+        self.triager = triager
+        self.booker = booker
+        self.backend = backend
+
+    def respond(
+        self,
+        message: Any,
+        history: list[dict[str, Any]] | None,
+        state: PatientSession | None,
+        lang_choice: str,
+        age: float | None,
+        sex: str | None,
+        pregnant: bool,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stream one reply: yields (history, banner, card, questions, citations, state, textbox)."""
+        state = state if isinstance(state, PatientSession) else PatientSession()
+        history = list(history or [])
+        text = message if isinstance(message, str) else str(message or "")
+        lang = {"English": "en", "中文": "zh"}.get(lang_choice) or state.language
+        if not text.strip():
+            lang = lang or self.settings.default_language
+            history.append({"role": "assistant", "content": EMPTY_REPLY[lang]})
+            yield history, "", "", "", "", state, ""
+            return
+        history.append({"role": "user", "content": text[:2000] + (" …" if len(text) > 2000 else "")})
+        try:
+            complaint = state.add_turn(text)
+            result = self.triager.triage(
+                complaint, age=age or None, sex=sex or None, pregnant=True if pregnant else None,
+                lang=lang, session_id=state.session_id, asked=frozenset(state.asked), lead_in=False,
+            )
+            state.language = state.language or result.language
+            state.asked |= set(result.follow_up_ids)
+            banner = banner_html(result)
+            # the urgency banner goes out before anything else
+            yield history, banner, "", "", "", state, ""
+            booking = state.booking
+            wants_booking = result.demand_signal is not None and result.departments and (
+                result.disposition.is_emergency or not result.follow_up_questions or len(state.turns) >= 2
+            )
+            if wants_booking and (booking is None or booking.get("department") != result.demand_signal.department):
+                booking = self.booker(result, state.session_id)
+                state.booking = booking or state.booking
+            if self.backend is not None and self.settings.llm_lead_in and not result.safe_reply:
+                from assistant.triage.safety import write_lead_in
+
+                result.lead_in = write_lead_in(self.backend, complaint, result)
+            from assistant.triage.render import render_answer
+
+            answer = render_answer(result, booking=booking)
+            questions = "\n".join(f"- {q}" for q in result.follow_up_questions)
+            card = card_html(result, booking)
+            history.append({"role": "assistant", "content": ""})
+            for piece in _chunks(answer):
+                history[-1]["content"] += piece
+                yield history, banner, card, questions, citations_md(result), state, ""
+        except AssistantError as exc:
+            log.warning("patient turn failed: %s", type(exc).__name__)
+            history.append({"role": "assistant", "content": ERROR_REPLY[lang or "en"]})
+            yield history, "", "", "", "", state, ""
+        except Exception:  # noqa: BLE001 - never a traceback in front of a patient
+            log.exception("patient turn crashed (session ref hidden)")
+            history.append({"role": "assistant", "content": ERROR_REPLY[lang or "en"]})
+            yield history, "", "", "", "", state, ""
+
+
+def _chunks(text: str, size: int = 80) -> Iterator[str]:
+    for i in range(0, len(text), size):
+        yield text[i: i + size]
+
+
+def check_staff_login(settings: Settings, user: str, password: str) -> bool:
+    """Constant-time check of staff credentials from settings."""
+    if settings.staff_password is None:
+        return False
+    ok_user = hmac.compare_digest((user or "").encode(), settings.staff_user.encode())
+    ok_pw = hmac.compare_digest((password or "").encode(), settings.staff_password.get_secret_value().encode())
+    return ok_user and ok_pw
+
+
+def build_app(settings: Settings, *, triager: Any = None, booker: Any = None, staff: Any = None,
+              backend: Any = None) -> Any:
+    """Build the Gradio Blocks (not launched).
+
+    Args:
+        settings: runtime settings (staff credentials, model, tables, index).
+        triager: a :class:`~assistant.triage.engine.Triager` (built from settings if None).
+        booker: ``f(result, session_id) -> booking dict | None`` (the allocation tool).
+        staff: a :class:`~assistant.agent.staff.StaffConsole` (built if None and a staff
+            password is set).
+        backend: chat backend for lead-ins (None = no LLM text in replies).
+
+    Returns:
+        ``gr.Blocks``. The staff tab is disabled, with instructions, when no staff
+        password is configured.
+    """
+    import gradio as gr
+
+    from assistant.agent.booking import make_booker
+    from assistant.triage.engine import Triager
+
+    triager = triager or Triager(settings)
+    booker = booker or make_booker(settings)
+    service = PatientService(settings, triager=triager, booker=booker, backend=backend)
+    staff_enabled = settings.staff_password is not None
+    if staff_enabled and staff is None:
+        from assistant.agent.staff import StaffConsole
+
+        staff = StaffConsole(settings, backend=backend)
+    if not staff_enabled:
+        print("staff tab disabled: set ASSISTANT_STAFF_PASSWORD (and optionally ASSISTANT_STAFF_USER)",
+              file=sys.stderr)
+
+    with gr.Blocks(title="Triage Assistant 智能导诊") as app:
+        gr.Markdown("# Triage Assistant · 智能导诊")
+        with gr.Tab("Patient 患者"):
+            gr.Markdown(f"_{NOTICE['en']}_  \n_{NOTICE['zh']}_", elem_id="standing-notice")
+            with gr.Row():
+                lang = gr.Radio(["Auto", "English", "中文"], value="Auto", label="Language 语言")
+                age = gr.Number(label="Age 年龄", value=None, minimum=0, maximum=120)
+                sex = gr.Dropdown(["", "F", "M"], value="", label="Sex 性别")
+                pregnant = gr.Checkbox(label="Pregnant 怀孕", value=False)
+            banner = gr.HTML(elem_id="banner-box")
+            card = gr.HTML(elem_id="card-box")
+            questions = gr.Markdown(elem_id="questions")
+            chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=420)
+            with gr.Accordion("Citations 参考资料", open=False):
+                cites = gr.Markdown(elem_id="citations")
+            state = gr.State(None)
+            box = gr.Textbox(label="Describe your symptoms 请描述您的症状", elem_id="complaint",
+                             lines=2, max_length=100_000)
+            send = gr.Button("Send 发送", variant="primary", elem_id="send")
+            outputs = [chatbot, banner, card, questions, cites, state, box]
+            inputs = [box, chatbot, state, lang, age, sex, pregnant]
+            send.click(service.respond, inputs, outputs, api_name="chat", concurrency_limit=4)
+            box.submit(service.respond, inputs, outputs, api_name=False, concurrency_limit=4)
+
+        with gr.Tab("Staff 工作人员"):
+            if not staff_enabled:
+                gr.Markdown("Staff console disabled: set `ASSISTANT_STAFF_PASSWORD` to enable it.")
+            else:
+                _staff_tab(gr, settings, staff)
+    app.queue(default_concurrency_limit=4, max_size=64)
+    return app
+
+
+def _staff_tab(gr: Any, settings: Settings, staff: Any) -> None:
+    auth = gr.State(False)
+    with gr.Row():
+        user = gr.Textbox(label="User")
+        password = gr.Textbox(label="Password", type="password")
+        login = gr.Button("Log in")
+    status = gr.Markdown("Not logged in.")
+    query = gr.Textbox(label="Ask about resources (e.g. 'free ICU beds?', '今天儿科还有几个号？')")
+    ask = gr.Button("Ask")
+    answer = gr.Markdown()
+    table = gr.Dataframe(interactive=False)
+    occupancy = gr.Dataframe(interactive=False, label="Occupancy by department")
+    chart = gr.BarPlot(x="department", y="occupancy", label="Bed occupancy")
+    queue = gr.Dataframe(interactive=False, label="Demand queue")
+    reopt = gr.Button("Re-optimise 重新优化")
+    reopt_out = gr.Markdown()
+
+    def do_login(u: str, p: str) -> tuple[bool, str]:
+        ok = check_staff_login(settings, u, p)
+        log.info("staff login %s", "ok" if ok else "refused")
+        return ok, "Logged in." if ok else "Wrong user or password."
+
+    def guarded(fn: Any) -> Any:
+        def run(*args: Any) -> Any:
+            *rest, authed = args
+            if authed is not True:
+                raise gr.Error("Staff login required.")
+            return fn(*rest)
+
+        return run
+
+    login.click(do_login, [user, password], [auth, status], api_name="staff_login")
+    ask.click(guarded(staff.ask), [query, auth], [answer, table], api_name="staff_query")
+    gr.Button("Refresh dashboard").click(
+        guarded(staff.dashboard), [auth], [occupancy, chart, queue], api_name="staff_dashboard"
+    )
+    reopt.click(guarded(staff.reoptimise_md), [auth], [reopt_out], api_name="staff_reoptimise")
+
+
+def launch(app: Any, *, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Serve the app (blocking)."""
+    app.launch(server_name=host, server_port=port, show_error=False)
