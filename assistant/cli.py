@@ -189,6 +189,22 @@ def serve(
     launch(build_app(settings, backend=backend), host=host, port=port)
 
 
+@app.command("eval")
+def eval_cmd(
+    suite: Annotated[str, typer.Argument(help="triage | staff | retrieval | allocation | all")],
+    cases: Annotated[Optional[str], typer.Option("--cases", help="External JSONL case file.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most N cases per set.")] = None,
+    out: Annotated[str, typer.Option(help="Output folder.")] = "eval/out",
+    lead_in: Annotated[bool, typer.Option("--lead-in/--no-lead-in", help="Include the LLM lead-in.")] = False,
+) -> None:
+    """Run an evaluation suite; writes per-case JSONL, report.md and PNG plots to --out."""
+    from assistant.evaluation.suites import run_suite
+
+    settings = _settings()
+    report = run_suite(settings, suite, cases_file=cases, limit=limit, out=out, lead_in=lead_in)
+    typer.echo(f"report: {report}")
+
+
 DEMO_COMPLAINT = (
     "I have had a sore throat and a mild fever for two days, and it hurts to swallow."
 )

@@ -59,3 +59,20 @@ def backend(settings):  # noqa: ANN001, ANN201
     from assistant.llm import get_backend
 
     return get_backend(settings)
+
+
+@pytest.fixture(scope="session")
+def hospital_db(settings):  # noqa: ANN001, ANN201
+    """The seeded demo hospital (seed 7) at settings.resolved_hospital_db, built once."""
+    from assistant.hospital.demo import build_demo_hospital
+
+    build_demo_hospital(settings.resolved_hospital_db, seed=7)
+    return settings.resolved_hospital_db
+
+
+@pytest.fixture(scope="session")
+def triager(settings, hospital_db):  # noqa: ANN001, ANN201
+    """Triager on the demo hospital, trained router, no retrieval index, no LLM."""
+    from assistant.triage.engine import Triager
+
+    return Triager(settings)

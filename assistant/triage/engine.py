@@ -124,6 +124,14 @@ class Triager:
             )
             for h in hits
         ]
+        from assistant.triage.vitals import SOURCE as NEWS2, vital_red_flags
+
+        red_flags += [
+            RedFlagRef(rule_id=v.rule_id, name_en=v.name_en, name_zh=v.name_zh,
+                       disposition=Disposition.EMERGENCY, source=NEWS2, evidence=v.evidence,
+                       advice_en="Go to the emergency department now.", advice_zh="请立即前往急诊。")
+            for v in vital_red_flags(clean)
+        ]
         safe_reply = None
         if _blocking(screen) and not red_flags:
             safe_reply = screen.safe_reply_zh if language == "zh" else screen.safe_reply_en
@@ -178,8 +186,11 @@ class Triager:
                emergency: bool) -> list[DepartmentScore]:
         probs = classify(self.settings, text) if text.strip() else {"GENMED": 1.0}
         fused = {code: W_CLASSIFIER * probs.get(code, 0.0) for code in self.catalog}
+        if not emergency:  # the ED is a disposition, not a specialty for clinic visits
+            fused["EMERG"] = 0.0
         for rank, code in enumerate(self._retrieve_departments(text)):
-            fused[code] = fused.get(code, 0.0) + W_RETRIEVAL / (1 + rank)
+            if code != "EMERG" or emergency:
+                fused[code] = fused.get(code, 0.0) + W_RETRIEVAL / (1 + rank)
         reasons: dict[str, tuple[str, str]] = {}
         ranked = sorted(fused, key=lambda c: -fused[c])
         if age is not None and age < PEDS_AGE_LIMIT and ranked[0] not in CHILD_DIRECT:

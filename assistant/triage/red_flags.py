@@ -46,6 +46,8 @@ _UNBOUNDED = re.compile(r"(?<!\\)(?:[*+]|\{\d*,\})")
 _TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]")
 _CLAUSE_BREAK = re.compile(
     r"[,;!?。，；！？\n]|\.(?!\d)|\b(?:but|however|although|though|except|whereas)\b|但是|但|可是|然而|却"
+    r"|\band (?=(?:i|im|ive|id|my|he|hes|she|shes|they|theyre|now|then|it|its|his|her|there|theres)\b)"
+    r"|(?=然后|结果|接着|而且|并且)"
 )
 _SENTENCE_BREAK = re.compile(r"[;!?。！？；\n]|\.(?!\d)")
 _QUOTES = re.compile(r"[\u2018\u2019\u201b\u2032`\u00b4]")
@@ -82,7 +84,7 @@ class TermGroup(BaseModel):
                 raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
         return patterns
 
-    def model_post_init(self, __context: Any) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         if not self.patterns and self.temp_c_at_least is None:
             raise ValueError("a group needs patterns or temp_c_at_least")
         if self.patterns:
@@ -115,9 +117,8 @@ class AgeRange(BaseModel):
 
     def contains(self, age: float) -> bool:
         """Whether ``age`` (years) is inside the range."""
-        if self.min_years is not None and age < self.min_years:
-            return False
-        return not (self.max_years is not None and age >= self.max_years)
+        return (self.min_years is None or age >= self.min_years) and (
+            self.max_years is None or age < self.max_years)
 
 
 class RedFlagRule(BaseModel):
@@ -176,17 +177,17 @@ class ContextLexicon(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    negation_pre: list[_Cue]
+    negation_pre: list[_Cue]  # cue lists: (pattern, max_tokens between cue and mention)
     negation_post: list[_Cue]
-    pseudo: list[str]
-    history: list[str]
     history_post: list[_Cue]
+    pseudo: list[str]  # trigger lists: a match anywhere in the clause counts
+    history: list[str]
     family: list[str]
     hypothetical: list[str]
     current: list[str]
     _compiled: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    def model_post_init(self, __context: Any) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         for name in ("negation_pre", "negation_post", "history_post"):
             cues: list[_Cue] = getattr(self, name)
             self._compiled[name] = [(re.compile(c.pattern), c.max_tokens) for c in cues]
@@ -231,7 +232,7 @@ def _load_kb(path: str | Path | None) -> _KnowledgeBase:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_kb_cached(path: str, mtime: float) -> _KnowledgeBase:  # noqa: ARG001 - cache key
+def _load_kb_cached(path: str, mtime: float) -> _KnowledgeBase:  # mtime: part of the cache key
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -286,9 +287,8 @@ def _expand_patterns(items: Any, lexicon: dict[str, Any], stack: tuple[str, ...]
 
 def _expand_group(raw: Any, lexicon: dict[str, Any]) -> dict[str, Any]:
     if isinstance(raw, dict):
-        group = dict(raw)
-        group["patterns"] = _expand_patterns(group.pop("terms", []), lexicon)
-        return group
+        group = {k: v for k, v in raw.items() if k != "terms"}
+        return {**group, "patterns": _expand_patterns(raw.get("terms", []), lexicon)}
     return {"patterns": _expand_patterns(raw, lexicon)}
 
 
@@ -296,17 +296,13 @@ def _expand_rule(item: Any, lexicon: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise TypeError("a rule must be a mapping")
     rule = dict(item)
-    clauses = []
-    for raw in rule.get("match") or []:
-        if isinstance(raw, dict):
-            clause = dict(raw)
-            clause["all_of"] = [_expand_group(g, lexicon) for g in clause.get("all_of") or []]
-            clause["none_of"] = [_expand_group(g, lexicon) for g in clause.get("none_of") or []]
-        else:  # shorthand: a plain list is one group of alternatives
-            clause = {"all_of": [_expand_group(raw, lexicon)]}
-        clauses.append(clause)
-    rule["match"] = clauses
-    if "pregnancy" in rule and rule["pregnancy"] is not None:
+    # a clause is a mapping (all_of / none_of / scope) or, shorthand, one group of alternatives
+    rule["match"] = [
+        {**raw, **{k: [_expand_group(g, lexicon) for g in raw.get(k) or []] for k in ("all_of", "none_of")}}
+        if isinstance(raw, dict) else {"all_of": [_expand_group(raw, lexicon)]}
+        for raw in rule.get("match") or []
+    ]
+    if rule.get("pregnancy") is not None:
         rule["pregnancy"] = _expand_group(rule["pregnancy"], lexicon)
     if isinstance(rule.get("age"), dict) and rule["age"].get("terms") is not None:
         rule["age"] = {**rule["age"], "terms": _expand_group(rule["age"]["terms"], lexicon)}
@@ -346,26 +342,18 @@ _EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five
                "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 
 
-def _number(token: str) -> float | None:
+def _number(token: str | None) -> float | None:
     """Parse ``"12"``, ``"2.5"``, ``"two"``, ``"两"``, ``"十二"``, ``"三十五"``, ``"半"``."""
     if not token:
         return None
     if token[0].isdigit():
-        try:
-            return float(token)
-        except ValueError:
-            return None
-    if token in _EN_NUMBERS:
-        return float(_EN_NUMBERS[token])
-    if token == "半":
-        return 0.5
-    if "十" in token:
-        tens, _, units = token.partition("十")
-        value = (_ZH_DIGITS.get(tens, 0) if tens else 1) * 10
-        return float(value + (_ZH_DIGITS.get(units, 0) if units else 0))
-    if all(c in _ZH_DIGITS for c in token) and len(token) == 1:
-        return float(_ZH_DIGITS[token])
-    return None
+        return float(token) if re.fullmatch(r"\d{1,3}(?:\.\d{1,2})?", token) else None
+    if token in _EN_NUMBERS or token == "半":
+        return float(_EN_NUMBERS[token]) if token != "半" else 0.5
+    tens, sep, units = token.partition("十")
+    if sep:
+        return float((_ZH_DIGITS.get(tens, 0) if tens else 1) * 10 + _ZH_DIGITS.get(units, 0))
+    return float(_ZH_DIGITS[token]) if token in _ZH_DIGITS else None
 
 
 _UNIT_YEARS = {"day": 1 / 365.25, "week": 7 / 365.25, "wk": 7 / 365.25, "month": 1 / 12,
@@ -416,12 +404,9 @@ class _Doc:
         self._temps: list[tuple[int, int, float]] | None = None
 
     def _spans(self, breaks: re.Pattern[str]) -> list[tuple[int, int]]:
-        spans, start = [], 0
-        for m in breaks.finditer(self.text):
-            spans.append((start, m.start()))
-            start = m.end()
-        spans.append((start, len(self.text)))
-        return spans
+        cuts = [(m.start(), m.end()) for m in breaks.finditer(self.text)]
+        starts, ends = [0] + [e for _, e in cuts], [s for s, _ in cuts] + [len(self.text)]
+        return list(zip(starts, ends, strict=True))
 
     def sentence_of(self, pos: int) -> int:
         return bisect.bisect_right(self._sentence_starts, pos) - 1
@@ -482,25 +467,16 @@ class _Doc:
         """Valid stated body temperatures as ``(start, end, celsius)``."""
         if self._temps is None:
             found: dict[int, tuple[int, int, float]] = {}
-            for m in _TEMP_UNIT.finditer(self.text):
-                value = float(m.group(1)) + _decimal(m.group(2), m.group(4) if m.group(3) == "度" else None)
-                found[m.start()] = (m.start(), m.end(), value)
-            for m in _TEMP_F.finditer(self.text):
-                value = (float(m.group(1)) + _decimal(m.group(2), None) - 32) * 5 / 9
-                found.setdefault(m.start(), (m.start(), m.end(), value))
-            for m in _TEMP_CONTEXT.finditer(self.text):
-                value = float(m.group(1)) + _decimal(m.group(2), None)
-                if 95 <= value <= 110:
-                    value = (value - 32) * 5 / 9
-                if 34 <= value <= 43.5:
-                    found.setdefault(m.start(1), (m.start(1), m.end(), value))
-            for m in _TEMP_BEFORE.finditer(self.text):
-                value = float(m.group(1)) + _decimal(m.group(2), None)
-                value = (value - 32) * 5 / 9 if value >= 95 else value
-                found.setdefault(m.start(), (m.start(), m.end(), value))
-            for m in _TEMP_ZH.finditer(self.text):
-                value = (_number(m.group(1)) or 0) + _decimal(None, m.group(2))
-                found.setdefault(m.start(), (m.start(), m.end(), value))
+            for rx in (_TEMP_UNIT, _TEMP_F, _TEMP_CONTEXT, _TEMP_BEFORE, _TEMP_ZH):
+                for m in rx.finditer(self.text):
+                    g = m.groups()
+                    if rx is _TEMP_ZH:  # 三十八度五
+                        value = (_number(g[0]) or 0) + _decimal(None, g[1])
+                    else:  # "39度5": the digit after 度 is the decimal
+                        value = float(g[0]) + _decimal(g[1], g[3] if rx is _TEMP_UNIT and g[2] == "度" else None)
+                    value = (value - 32) * 5 / 9 if value >= 95 else value  # Fahrenheit
+                    if 34 <= value <= 43.5:
+                        found.setdefault(m.start(1), (m.start(1), m.end(), value))
             self._temps = [t for t in sorted(found.values()) if self.is_valid(t[0], t[1])]
         return self._temps
 
@@ -569,15 +545,8 @@ def _age_ok(rule: RedFlagRule, doc: _Doc, age_years: float | None) -> bool:
     return rule.age.terms is not None and bool(doc.group_mentions(rule.age.terms))
 
 
-def _normalise_sex(sex: str | None) -> str | None:
-    if not sex:
-        return None
-    value = str(sex).strip().lower()
-    if value in ("f", "female", "woman", "girl", "女", "w"):
-        return "F"
-    if value in ("m", "male", "man", "boy", "男"):
-        return "M"
-    return None
+_SEX = {"f": "F", "female": "F", "woman": "F", "girl": "F", "女": "F", "w": "F",
+        "m": "M", "male": "M", "man": "M", "boy": "M", "男": "M"}
 
 
 def _evidence(text: str, spans: list[tuple[int, int]]) -> str:
@@ -626,14 +595,15 @@ def match_red_flags(
     doc = _Doc(text or "", kb.context)
     if not doc.text:
         return []
-    sex_n = _normalise_sex(sex)
+    sex_n = _SEX.get(str(sex).strip().lower()) if sex else None
     hits: list[RedFlagHit] = []
     for rule in active:
         if rule.sex is not None and sex_n is not None and sex_n != rule.sex:
             continue
-        if rule.pregnancy is not None:
-            if sex_n == "M" or (pregnant is not True and not doc.group_mentions(rule.pregnancy)):
-                continue
+        if rule.pregnancy is not None and (
+            sex_n == "M" or (pregnant is not True and not doc.group_mentions(rule.pregnancy))
+        ):
+            continue
         if rule.age is not None and not _age_ok(rule, doc, age_years):
             continue
         for clause in rule.match:
@@ -651,12 +621,5 @@ def match_red_flags(
     return hits
 
 
-__all__ = [
-    "DEFAULT_RULES_PATH",
-    "MAX_SCAN_CHARS",
-    "RedFlagHit",
-    "RedFlagRule",
-    "load_red_flag_rules",
-    "match_red_flags",
-    "normalize_text",
-]
+__all__ = ["DEFAULT_RULES_PATH", "MAX_SCAN_CHARS", "RedFlagHit", "RedFlagRule", "load_red_flag_rules",
+           "match_red_flags", "normalize_text"]

@@ -128,62 +128,113 @@ _REPLY_ORDER = [ScreenIssue.BINARY, ScreenIssue.EMPTY, ScreenIssue.EMOJI_ONLY, S
 # Patterns run on red_flags.normalize_text output: lower case, apostrophes dropped
 # ("it's" -> "its"), bounded quantifiers only (linear time on 4,000 characters).
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in [
-    r"\b(?:ignore|disregard|forget|override|bypass|skip) (?:(?:all|any|your|the|my|these|those|previous|prior"
-    r"|above|earlier|system|safety|triage|of|every) ){0,4}(?:instructions?|rules|prompts?|guidelines|directions"
-    r"|programming|constraints|guardrails|filters?|protocols?|policies|policy|restrictions|settings)\b",
-    r"\b(?:you are now|from now on,? you (?:are|will|must)|pretend (?:to be|you are|youre)|role ?play as"
-    r"|jailbreak|developer mode|dan mode|do anything now)\b",
-    r"\bact as (?:an? |my |the )?(?:doctor|admin|administrator|developer|system|different|unrestricted|new)\b",
+    (
+        r"\b(?:ignore|disregard|forget|override|bypass|skip) (?:(?:all|any|your|the|my|these|"
+        r"those|previous|prior|above|earlier|system|safety|triage|of|"
+        r"every) ){0,4}(?:instructions?|rules|prompts?|guidelines|directions|programming|"
+        r"constraints|guardrails|filters?|protocols?|policies|policy|restrictions|settings)\b"
+    ),
+    (
+        r"\b(?:you are now|from now on,? you (?:are|will|must)|pretend (?:to be|you are|youre)|"
+        r"role ?play as|jailbreak|developer mode|dan mode|do anything now)\b"
+    ),
+    (
+        r"\bact as (?:an? |my |the )?(?:doctor|admin|administrator|developer|system|different|"
+        r"unrestricted|new)\b"
+    ),
     r"\bsystem (?:prompt|message)\b",
-    r"\b(?:reveal|show|print|repeat|output|display|tell me|what (?:are|is)) (?:me )?(?:your|the) (?:system |hidden"
-    r" |initial |original |internal )?(?:prompt|instructions|rules|guidelines|configuration|config)\b",
-    r"(?:^|[,.;!?] |\b(?:just|please|now|only|simply|you must|you should|you will|you have to) )say (?:that )?"
-    r"(?:its|it is|im|i am|this is|everything is|i am) (?:fine|ok|okay|nothing|not serious|not an emergency"
-    r"|safe|normal|self care|non urgent)\b",
-    r"\b(?:set|change|make|output|return|put) (?:my |the |this )?(?:disposition|urgency|triage(?: level| result"
-    r"| category)?|priority|category) (?:to|as|=) ?\w{1,20}",
-    r"\b(?:mark|classify|triage|label) (?:me|this|it) as (?:self care|non urgent|low priority|routine"
-    r"|not urgent|emergency)\b",
-    r"\b(?:list|show|give|display|dump|export|print|tell)(?: me)? (?:all|every|everyone|the other|other|all other"
-    r"|all the)(?: the)?(?: other)? (?:patients?|bookings|appointments|records|users|admissions)\b",
-    r"\b(?:staff|admin|administrator|doctors?|nurses?|root|database|db|system|hospital|wifi|login)"
-    r" (?:password|passwords|credentials|login details|access code|username)\b",
-    r"<\|im_start\|>|<\|system\|>|<\|assistant\|>|\[inst\]|\[/inst\]|<</?sys>>|###? ?(?:system|instruction)"
-    r"|\bnew instructions? ?:",
-    r"\b(?:drop table|delete from|select \* from|union select|insert into)\b|<script|javascript:",
-    r"(?:忽略|无视|忘掉|忘记|不要管|别管|跳过|绕过)(?:掉)?(?:你)?(?:之前|以上|前面|上面|所有|全部|你的|系统|原来|原有)?"
-    r"(?:的)?(?:所有|全部)?(?:指令|指示|规则|提示词|提示|设定|要求|限制|安全规则)",
+    (
+        r"\b(?:reveal|show|print|repeat|output|display|tell me|what (?:are|is)) (?:me )?(?:your|"
+        r"the) (?:system |hidden |initial |original |internal )?(?:prompt|instructions|rules|"
+        r"guidelines|configuration|config)\b"
+    ),
+    (
+        r"(?:^|[,.;!?] |\b(?:just|please|now|only|simply|you must|you should|you will|"
+        r"you have to) )say (?:that )?(?:its|it is|im|i am|this is|everything is|i am) (?:fine|ok|"
+        r"okay|nothing|not serious|not an emergency|safe|normal|self care|non urgent)\b"
+    ),
+    (
+        r"\b(?:set|change|make|output|return|put) (?:my |the |this )?(?:disposition|urgency|"
+        r"triage(?: level| result| category)?|priority|category) (?:to|as|=) ?\w{1,20}"
+    ),
+    (
+        r"\b(?:mark|classify|triage|label) (?:me|this|it) as (?:self care|non urgent|low priority|"
+        r"routine|not urgent|emergency)\b"
+    ),
+    (
+        r"\b(?:list|show|give|display|dump|export|print|tell)(?: me)? (?:all|every|everyone|"
+        r"the other|other|all other|all the)(?: the)?(?: other)? (?:patients?|bookings|"
+        r"appointments|records|users|admissions)\b"
+    ),
+    (
+        r"\b(?:staff|admin|administrator|doctors?|nurses?|root|database|db|system|hospital|wifi|"
+        r"login) (?:password|passwords|credentials|login details|access code|username)\b"
+    ),
+    (
+        r"<\|im[ _](?:start|end)\|>|<\|system\|>|<\|assistant\|>|<\|user\|>|\[inst\]|\[/inst\]|"
+        r"<</?sys>>|###? ?(?:system|instruction)|\bnew instructions? ?:"
+    ),
+    (
+        r"\b(?:drop table|delete from|select \* from|union select|insert into)\b|<script|"
+        r"javascript:"
+    ),
+    (
+        r"(?:忽略|无视|忘掉|忘记|不要管|别管|跳过|绕过)(?:掉)?(?:你)?(?:之前|以上|前面|上面|所有|全部|你的|系统|原来|原有)?(?:的)?(?:所有|"
+        r"全部)?(?:指令|指示|规则|提示词|提示|设定|要求|限制|安全规则)"
+    ),
     r"(?:你现在是|从现在(?:起|开始)(?:你)?(?:是|扮演|就是)|扮演一个|假装你是|假装成|角色扮演|越狱|开发者模式)",
     r"系统提示(?:词)?|(?:显示|告诉我|输出|打印|泄露|说出)(?:一下)?(?:你的)?(?:系统)?(?:提示词|指令|设定)",
-    r"(?:列出|显示|告诉我|给我看|查看|导出|打印)(?:一下)?(?:所有|全部|其他|别的|其它)(?:的)?(?:病人|患者|病患|预约"
-    r"|挂号|病历|记录|用户|人的(?:信息|预约))",
+    (
+        r"(?:列出|显示|告诉我|给我看|查看|导出|打印)(?:一下)?(?:所有|全部|其他|别的|其它)(?:的)?(?:病人|患者|病患|预约|挂号|病历|记录|用户|"
+        r"人的(?:信息|预约))"
+    ),
     r"(?:员工|管理员|医生|护士|后台|系统|数据库|内部)(?:的)?(?:密码|账号|口令|登录信息)",
     r"(?:你)?(?:就|只要|直接|只需要|必须)说(?:我|这|这个)?(?:没事|没问题|不严重|很正常|不是急诊|不用去医院|是自我护理)",
     r"(?:把|将)(?:我的)?(?:分诊|紧急程度|优先级|分诊结果)(?:改成|设为|设置为|改为)",
 ]))
 _OTHER_PATIENT = re.compile("|".join(f"(?:{p})" for p in [
-    r"\b(?:another|other|someone elses|somebody elses|other peoples|a different) (?:patients?|persons?|peoples?"
-    r"|users?)s? (?:records?|results?|data|details|information|info|appointments?|bookings?|diagnos\w{0,3}"
-    r"|notes|history|files?|room|bed)\b",
-    r"\b(?:records?|results?|data|details|information|info|appointments?|bookings?|diagnos\w{0,3}|notes|files?)"
-    r" (?:of|for|about) (?:another|other|a different|the other) (?:patients?|persons?|people)\b",
+    (
+        r"\b(?:another|other|someone elses|somebody elses|other peoples|a different) (?:patients?|"
+        r"persons?|peoples?|users?)s? (?:records?|results?|data|details|information|info|"
+        r"appointments?|bookings?|diagnos\w{0,3}|notes|history|files?|room|bed)\b"
+    ),
+    (
+        r"\b(?:records?|results?|data|details|information|info|appointments?|bookings?|"
+        r"diagnos\w{0,3}|notes|files?) (?:of|for|about) (?:another|other|a different|"
+        r"the other) (?:patients?|persons?|people)\b"
+    ),
     r"\bpatients? (?:in )?(?:bed|room|ward) ?(?:no\.? ?)?\d{1,4}\b",
     r"\bpatients? (?:named|called)\b",
-    r"\b(?:who else|which patients|what patients|how many patients) (?:is |are |has |have |were |was )?"
-    r"(?:booked|registered|admitted|coming|seen|in)\b",
-    r"\b(?:look up|find|check|access|open|pull up) (?:the )?(?:records?|results?|file|chart|details|appointment"
-    r"|booking) (?:of|for) (?!me\b|myself\b|my\b|mine\b)[a-z]{2,20}\b",
-    r"\b(?:tell me|show me|give me|what (?:is|are|was|were)|look up|find|check) (?:the )?(?!my |our |me |mine )"
-    r"(?:[a-z]{2,15} ){0,2}?[a-z]{2,15}s (?:test results|lab results|results|diagnosis|medical records?|records"
-    r"|appointment|booking|room number|bed number|address|phone number)\b",
-    r"(?:别人|其他人|他人|其他病人|其他患者|别的病人|别的患者|另一个病人|另一位患者|隔壁床)(?:的)?(?:病历|病情|检查结果"
-    r"|化验结果|报告|诊断|预约|挂号|住院|信息|资料|记录|电话|住址|床号)",
+    (
+        r"\b(?:who else|which patients|what patients|how many patients) (?:is |are |has |have |"
+        r"were |was )?(?:booked|registered|admitted|coming|seen|in)\b"
+    ),
+    (
+        r"\b(?:look up|find|check|access|open|pull up) (?:the )?(?:records?|results?|file|chart|"
+        r"details|appointment|booking) (?:of|for) (?!me\b|myself\b|my\b|mine\b)[a-z]{2,20}\b"
+    ),
+    (
+        r"\b(?:tell me|show me|give me|what (?:is|are|was|were)|look up|find|"
+        r"check) (?:the )?(?!my |our |me |"
+        r"mine )(?:[a-z]{2,15} ){0,2}?[a-z]{2,15}s (?:test results|lab results|results|diagnosis|"
+        r"medical records?|records|appointment|booking|room number|bed number|address|"
+        r"phone number)\b"
+    ),
+    (
+        r"(?:别人|其他人|他人|其他病人|其他患者|别的病人|别的患者|另一个病人|另一位患者|隔壁床)(?:的)?(?:病历|病情|检查结果|化验结果|报告|诊断|预约|挂号|"
+        r"住院|信息|资料|记录|电话|住址|床号)"
+    ),
     r"\d{1,4}(?:号)?床(?:的)?(?:病人|患者)?(?:的)?(?:病情|诊断|信息|病历|情况|结果|名字)",
     r"(?:查|查询|查看|调出|告诉我|给我看)(?:一下)?(?:病人|患者)[\u4e00-\u9fff]{2,3}的(?:病历|诊断|信息|结果|预约|病情)",
-    r"(?:列出|显示|告诉我|给我看|查看|导出|打印)(?:一下)?(?:所有|全部|其他|别的|其它)(?:的)?(?:病人|患者|病患|预约"
-    r"|挂号|病历|记录|用户|人的(?:信息|预约))",
-    r"\b(?:list|show|give|display|dump|export|print|tell)(?: me)? (?:all|every|everyone|the other|other|all other"
-    r"|all the)(?: the)?(?: other)? (?:patients?|bookings|appointments|records|admissions)\b",
+    (
+        r"(?:列出|显示|告诉我|给我看|查看|导出|打印)(?:一下)?(?:所有|全部|其他|别的|其它)(?:的)?(?:病人|患者|病患|预约|挂号|病历|记录|用户|"
+        r"人的(?:信息|预约))"
+    ),
+    (
+        r"\b(?:list|show|give|display|dump|export|print|tell)(?: me)? (?:all|every|everyone|"
+        r"the other|other|all other|all the)(?: the)?(?: other)? (?:patients?|bookings|"
+        r"appointments|records|admissions)\b"
+    ),
 ]))
 _CLAUSE_SPLIT = re.compile(r"(?<=[,;!?，。；！？\n])|(?<=\.)(?!\d)")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -232,7 +283,7 @@ def _clean(text: str) -> tuple[str, int]:
 
     Returns:
         ``(clean_text, number_of_dropped_control_characters)``; tabs and line breaks are
-        kept as whitespace and not counted.
+        kept as whitespace, invisible format characters are dropped without being counted.
     """
     text = unicodedata.normalize("NFKC", text.replace("\r\n", "\n").replace("\r", "\n"))
     kept: list[str] = []
@@ -241,7 +292,8 @@ def _clean(text: str) -> tuple[str, int]:
         if char in "\n\t":
             kept.append(char)
         elif char == "\ufffd" or unicodedata.category(char) in _DROP_CATEGORIES:
-            dropped += 1
+            # invisible format characters (zero-width, bidi) are dropped but not counted
+            dropped += unicodedata.category(char) != "Cf"
         else:
             kept.append(char)
     clean = "".join(kept).replace("\t", " ")
@@ -255,10 +307,11 @@ def _truncate(text: str, max_chars: int) -> str:
     if len(text) <= max_chars:
         return text
     head = text[:max_chars]
+    floor = max(0, max_chars - 200)
     cut = max(head.rfind(c) for c in ".!?。！？\n")
-    if cut < max_chars - 200:
+    if cut < floor:
         cut = max(head.rfind(" "), cut)
-    return (head[: cut + 1] if cut >= max_chars - 200 else head).rstrip()
+    return (head[: cut + 1] if cut >= floor and cut > 0 else head).rstrip()
 
 
 def detect_language(text: str) -> tuple[Literal["en", "zh", "mixed", "unknown"], float]:

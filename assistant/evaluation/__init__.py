@@ -1,0 +1,1 @@
+"""Evaluation harness behind ``assistant eval`` (cases in ``eval/``, reports in ``--out``)."""

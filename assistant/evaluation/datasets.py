@@ -1,0 +1,100 @@
+"""Triage case sets: our written cases and converters from ``../shared/data`` dev sets.
+
+Case format (one JSON object per line; see ``eval/README.md``)::
+
+    {"id", "text", "lang": "en"|"zh", "age", "sex": "F"|"M"|null,
+     "gold_disposition": one of 5 | null, "gold_urgency3": "em"|"ne"|"sc"|null,
+     "gold_departments": [...], "source"}
+
+KTAS mapping (Moon et al., PLOS ONE 2019, expert level ``KTAS_expert``): 1 →
+emergency_ambulance (em), 2 → emergency (em), 3 → consultation_24 (ne), 4 →
+consultation (ne), 5 → self_care (sc). Text = chief complaint + age,
+sex and the recorded vitals. Symptom2Disease and Toyhom use only the router's validation
+split (never trained on), with departments from ``knowledge_base/routing_labels.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import DataError
+
+REPO = Path(__file__).resolve().parents[2]
+CASES_DIR = REPO / "eval" / "cases"
+KTAS_DISPOSITION = {"1": "emergency_ambulance", "2": "emergency", "3": "consultation_24",
+                    "4": "consultation", "5": "self_care"}
+KTAS_URGENCY3 = {"1": "em", "2": "em", "3": "ne", "4": "ne", "5": "sc"}
+AVPU = {"1": "alert", "2": "verbal", "3": "pain", "4": "unresponsive"}
+
+
+def read_cases(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL case file; a malformed line raises :class:`DataError` naming file and line."""
+    cases = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                case = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(case, dict) or "id" not in case or "text" not in case:
+                raise DataError(f"{path}:{n}: a case needs 'id' and 'text'")
+            cases.append(case)
+    return cases
+
+
+def _vital(value: str) -> str | None:
+    value = (value or "").strip()
+    return value if value and value not in ("??", "#BOÞ!") and value.replace(".", "").isdigit() else None
+
+
+def ktas_cases(shared: Path) -> Iterator[dict[str, Any]]:
+    """KTAS dev records as triage cases (mapping in the module docstring)."""
+    path = shared / "ktas" / "ktas_dev.csv"
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            level = row["KTAS_expert"].strip()
+            if level not in KTAS_DISPOSITION:
+                continue
+            sex = {"1": "F", "2": "M"}.get(row["Sex"].strip())
+            parts = [row["Chief_complain"].strip() + "."]
+            vitals = {"SBP": _vital(row["SBP"]), "HR": _vital(row["HR"]), "RR": _vital(row["RR"]),
+                      "BT": _vital(row["BT"]), "SpO2": _vital(row["Saturation"])}
+            parts += [f"{k} {v}" for k, v in vitals.items() if v]
+            if AVPU.get(row["Mental"].strip(), "alert") != "alert":
+                parts.append(f"mental: {AVPU[row['Mental'].strip()]}")
+            age = int(row["Age"]) if row["Age"].strip().isdigit() else None
+            yield {"id": f"ktas-{i:04d}", "text": " ".join(parts), "lang": "en", "age": age, "sex": sex,
+                   "gold_disposition": KTAS_DISPOSITION[level], "gold_urgency3": KTAS_URGENCY3[level],
+                   "gold_departments": [], "source": "ktas_dev (Moon et al. 2019, CC BY 4.0)"}
+
+
+def routing_cases(shared: Path) -> Iterator[dict[str, Any]]:
+    """Symptom2Disease and Toyhom validation-split examples as department-only cases."""
+    from assistant.triage.routing import validation_examples
+
+    for i, ex in enumerate(validation_examples(shared)):
+        yield {"id": f"{ex.origin}-{i:04d}", "text": ex.text, "lang": "zh" if ex.origin == "toyhom" else "en",
+               "age": None, "sex": None, "gold_disposition": None, "gold_urgency3": None,
+               "gold_departments": list(ex.departments), "source": f"{ex.origin} dev (validation split)"}
+
+
+def suite_cases(shared: Path) -> dict[str, list[dict[str, Any]]]:
+    """All built-in triage case sets by name."""
+    sets = {
+        "written": read_cases(CASES_DIR / "triage_cases.jsonl"),
+        "red_flags": [
+            {**c, "gold_urgency3": "em" if c.get("expect_rule_ids") else None,
+             "gold_disposition": None, "gold_departments": []}
+            for c in read_cases(CASES_DIR / "red_flags.jsonl") if c.get("expect_rule_ids")
+        ],
+    }
+    if (shared / "ktas" / "ktas_dev.csv").is_file():
+        sets["ktas_dev"] = list(ktas_cases(shared))
+    sets["routing_dev"] = list(routing_cases(shared))
+    return sets

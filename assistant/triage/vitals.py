@@ -1,0 +1,61 @@
+"""Vital-sign red flags parsed from free text (e.g. a nurse's or a device's readings).
+
+A single vital sign in the NEWS2 "red" band (score 3) calls for an urgent/emergency
+response (Royal College of Physicians, National Early Warning Score 2, 2017):
+RR <= 8 or >= 25 /min; SpO2 <= 91 %; systolic BP <= 90 or >= 220 mmHg; pulse <= 40 or
+>= 131 /min; temperature <= 35.0 C; consciousness other than Alert (AVPU V, P or U).
+Readings are recognised only with an explicit label (``SpO2 88``, ``HR 140``,
+``BP 85/50``, ``RR 30``, ``T 34.8``, ``血氧88``, ``心率140``, ``呼吸30``, ``血压85/50``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SOURCE = "NEWS2 single-parameter red score (Royal College of Physicians 2017)"
+_NUM = r"(\d{1,3}(?:\.\d)?)"
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "rr": re.compile(rf"(?:\brr\b|resp(?:iratory)? rate|呼吸(?:频率)?)\s*[:=]?\s*{_NUM}", re.I),
+    "spo2": re.compile(rf"(?:spo2|sao2|o2 sat|saturation|sat\b|血氧(?:饱和度)?)\s*[:=]?\s*{_NUM}", re.I),
+    "sbp": re.compile(rf"(?:\bsbp\b|\bbp\b|blood pressure|血压)\s*[:=]?\s*{_NUM}", re.I),
+    "hr": re.compile(rf"(?:\bhr\b|heart rate|pulse|心率|脉搏)\s*[:=]?\s*{_NUM}", re.I),
+    "temp": re.compile(rf"(?:\btemp(?:erature)?\b|\bbt\b|\bt\b|体温)\s*[:=]?\s*{_NUM}", re.I),
+}
+AVPU = re.compile(r"(?:mental|avpu|consciousness)\s*[:=]?\s*(verbal|pain|unresponsive|v\b|p\b|u\b)", re.I)
+
+
+@dataclass(frozen=True)
+class VitalFlag:
+    """A vital sign in the NEWS2 red band."""
+
+    rule_id: str
+    name_en: str
+    name_zh: str
+    evidence: str
+
+
+def vital_red_flags(text: str) -> list[VitalFlag]:
+    """Vital signs in ``text`` that score 3 on NEWS2 (see module docstring)."""
+    out: list[VitalFlag] = []
+    low = text[:4000]
+
+    def first(key: str) -> tuple[float, str] | None:
+        m = PATTERNS[key].search(low)
+        return (float(m.group(1)), m.group(0)) if m else None
+
+    checks = [
+        ("rr", lambda v: v <= 8 or v >= 25, "VITAL_RR", "abnormal breathing rate", "呼吸频率异常"),
+        ("spo2", lambda v: 0 < v <= 91, "VITAL_SPO2", "low oxygen saturation", "血氧饱和度低"),
+        ("sbp", lambda v: 30 <= v <= 90 or v >= 220, "VITAL_SBP", "abnormal blood pressure", "血压异常"),
+        ("hr", lambda v: 0 < v <= 40 or v >= 131, "VITAL_HR", "abnormal heart rate", "心率异常"),
+        ("temp", lambda v: 25 <= v <= 35.0, "VITAL_TEMP", "low body temperature", "体温过低"),
+    ]
+    for key, bad, rule_id, en, zh in checks:
+        hit = first(key)
+        if hit and bad(hit[0]):
+            out.append(VitalFlag(rule_id, en, zh, hit[1]))
+    m = AVPU.search(low)
+    if m:
+        out.append(VitalFlag("VITAL_AVPU", "reduced consciousness", "意识水平下降", m.group(0)))
+    return out
