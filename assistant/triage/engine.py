@@ -298,8 +298,13 @@ def screen_injection(screen: Any) -> bool:
     return bool(names & {"prompt_injection", "other_patient_request"})
 
 
+_STOP = {"and", "the", "for", "with", "that", "this", "have", "has", "are", "was", "but", "not", "you",
+         "your", "from", "when", "all", "any", "can", "its", "also", "such", "other", "like", "after"}
+
+
 def _matched_terms(text: str, dept: Any) -> tuple[str, str]:
-    words = {w for w in tokenize(text) if len(w) > 2 or re.match(r"[\u4e00-\u9fff]", w)}
+    words = {w for w in tokenize(text)
+             if (len(w) > 2 and w not in _STOP) or (re.match(r"[\u4e00-\u9fff]", w) and len(w) > 1)}
     treats = set(tokenize(dept.treats_en)) | set(tokenize(dept.treats_zh))
     common = sorted(words & treats, key=len, reverse=True)[:3]
     if common:

@@ -1,7 +1,8 @@
 """Urgency below the red flags: data-driven rules (``knowledge_base/urgency_rules.yaml``).
 
-Red flags (``red_flags.py``) decide emergencies. These rules place every other complaint
-on consultation_24 / consultation / self_care, with age and pregnancy modifiers. Every
+Red flags (``red_flags.py``) decide most emergencies; these rules add the time-critical
+problems that need the ED but not an ambulance, and place every other complaint on
+consultation_24 / consultation / self_care, with age and pregnancy modifiers. Every
 rule carries its source; the decision lists the rules that fired.
 """
 
@@ -57,7 +58,7 @@ def load_urgency_rules(path: Path | None = None) -> tuple[UrgencyRule, ...]:
     """Load and compile ``knowledge_base/urgency_rules.yaml``."""
     data = yaml.safe_load(((path or KB_DIR / "urgency_rules.yaml")).read_text(encoding="utf-8"))
     rules = []
-    for level in ("consultation_24", "consultation", "self_care"):
+    for level in ("emergency", "consultation_24", "consultation", "self_care"):
         for raw in data.get(level, []):
             rules.append(
                 UrgencyRule(
@@ -114,7 +115,9 @@ def assess_urgency(
     for rule in load_urgency_rules():
         if any(affirmed(p, low) for p in rule.patterns):
             fired[rule.disposition].append(rule)
-    if fired[Disposition.CONSULTATION_24]:
+    if fired[Disposition.EMERGENCY]:
+        level = Disposition.EMERGENCY
+    elif fired[Disposition.CONSULTATION_24]:
         level = Disposition.CONSULTATION_24
     elif fired[Disposition.CONSULTATION]:
         level = Disposition.CONSULTATION
