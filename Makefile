@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/assistant demo
 
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	@dpkg -s $(BROWSER_PKGS) >/dev/null 2>&1 || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS)) >/dev/null 2>&1 \
 	    || echo "warning: could not install $(BROWSER_PKGS); the browser test will be skipped"; }
 
