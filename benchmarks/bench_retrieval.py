@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-kb-", dir=args.work_dir))
-    results: dict[str, Any] = {"load_avg_start": os.getloadavg()}
+    results: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         if args.source_data_dir is not None:
             source = load_settings(data_dir=args.source_data_dir)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             forget_client(target)
             if not args.keep:
                 shutil.rmtree(work / f"size{size}", ignore_errors=True)
-        results["load_avg_end"] = os.getloadavg()
+        results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
         _print_table(results)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ def _print_table(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=150)
     if isinstance(results.get("ingest"), dict):
         ing = results["ingest"]
         console.print(

@@ -290,6 +290,8 @@ def test_chinese_complaint_hits_chinese_department(retriever: Retriever) -> None
     assert retriever.search("胸口痛，心慌", collection="hospital", k=1)[0].doc_id == "dept:CARDIO"
     assert retriever.search("my chest hurts", collection="hospital", k=1)[0].doc_id == "dept:CARDIO"
     assert departments[0].metadata["floor"] == 3 and departments[0].title == "ENT 耳鼻喉科"
+    # English-only literature: no lexical match and unreliable vectors -> no citations
+    assert retriever.search("孩子耳朵疼", collection="literature") == []
 
 
 def test_hospital_update_refreshes_bm25_cache(

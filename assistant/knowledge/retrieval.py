@@ -6,7 +6,8 @@ fusion outperforms Condorcet and individual rank learning methods", SIGIR 2009.
 
 The packaged MiniLM model is English-only, so for a mostly-Chinese query the dense list
 gets the weight ``cjk_dense_weight`` (default 0.5) and BM25, which segments Chinese with
-jieba, dominates. Metadata filters (Chroma ``where`` syntax) apply in every mode: the
+jieba, dominates; when BM25 finds nothing (e.g. a Chinese query against the English
+MedQuAD texts) hybrid search returns no passages rather than English-only vector noise. Metadata filters (Chroma ``where`` syntax) apply in every mode: the
 dense search passes them to Chroma and the BM25 search masks out the chunks Chroma does
 not return for the same filter.
 """
@@ -172,7 +173,7 @@ class Retriever:
         return mask
 
     def warm_up(self, collections: tuple[str, ...] = COLLECTIONS) -> None:
-        """Load the embedding model and the BM25 indexes of existing collections now."""
+        """Load the embedding model, BM25 indexes and vector segments of existing collections."""
         from assistant.knowledge.embeddings import get_embedder
 
         get_embedder(self.settings)
@@ -182,6 +183,7 @@ class Retriever:
             except DataError:  # missing collection: nothing to warm
                 continue
             self._lexical_index(name, col)
+            self._dense(col, "warm up", 1, None)  # loads the HNSW segment into memory
 
     # ----------------------------------------------------------------- rankers
     def _dense(
@@ -291,6 +293,8 @@ class Retriever:
         else:
             dense_weight = 1.0
             if is_mostly_cjk(query) and self._english_only():
+                if not lexical:  # English-only vectors alone would return noise
+                    return []
                 dense_weight = self.cjk_dense_weight
             ranked = rrf_fuse(
                 [([cid for cid, *_ in dense], dense_weight), ([cid for cid, _ in lexical], 1.0)],

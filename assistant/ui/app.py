@@ -64,7 +64,9 @@ def card_html(result: Any, booking: dict[str, Any] | None) -> str:
         return ""
     zh = result.language == "zh"
     d = result.departments[0]
-    rows = [f"<b>{'科室' if zh else 'Department'}:</b> {html.escape(d.name_zh if zh else d.name_en)} ({d.code})"]
+    name = d.name_zh if zh else d.name_en
+    label = name if f"({d.code})" in name else f"{name} ({d.code})"
+    rows = [f"<b>{'科室' if zh else 'Department'}:</b> {html.escape(label)}"]
     if booking:
         doc = booking["doctor"]
         rows.append(f"<b>{'医生' if zh else 'Doctor'}:</b> {html.escape(doc['name_zh'] if zh else doc['name_en'])}"

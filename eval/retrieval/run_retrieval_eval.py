@@ -218,7 +218,7 @@ def print_report(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=150)
     modes = [m for m in MODES if m in result["lay"]]
     table = Table(title=f"Retrieval eval ({result['index']['chunks']} chunks)")
     table.add_column("task")
