@@ -42,6 +42,8 @@ class UrgencyRule:
     disposition: Disposition
     source: str
     patterns: tuple[re.Pattern[str], ...]
+    unless: tuple[re.Pattern[str], ...] = ()
+    min_age: float | None = None
 
 
 @dataclass
@@ -66,6 +68,8 @@ def load_urgency_rules(path: Path | None = None) -> tuple[UrgencyRule, ...]:
                     disposition=Disposition(level),
                     source=raw["source"],
                     patterns=tuple(re.compile(p) for p in raw["patterns"]),
+                    unless=tuple(re.compile(p) for p in raw.get("unless", [])),
+                    min_age=raw.get("min_age"),
                 )
             )
     return tuple(rules)
@@ -113,6 +117,10 @@ def assess_urgency(
     low = normalise(text)[:4000]
     fired = {d: [] for d in Disposition}  # type: dict[Disposition, list[UrgencyRule]]
     for rule in load_urgency_rules():
+        if rule.min_age is not None and age_years is not None and age_years < rule.min_age:
+            continue  # unknown age fires: the cautious reading
+        if any(p.search(low) for p in rule.unless):
+            continue
         if any(affirmed(p, low) for p in rule.patterns):
             fired[rule.disposition].append(rule)
     if fired[Disposition.EMERGENCY]:
