@@ -56,13 +56,14 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
 
     from assistant.triage.engine import Triager
 
-    backend = None
-    if lead_in:
-        from assistant.llm import get_backend
+    if triager is None:
+        backend = None
+        if lead_in:
+            from assistant.llm import get_backend
 
-        backend = get_backend(settings)
-    triager = triager or Triager(settings, backend=backend)
-    model_id = getattr(backend, "model_id", "none (rules + classifier)")
+            backend = get_backend(settings)
+        triager = Triager(settings, backend=backend)
+    model_id = getattr(triager.backend, "model_id", None) or "none (rules + classifier)"
     config = f"{settings.fingerprint()}:{git_commit()}:{'lead' if lead_in else 'nolead'}"
     done = _done(out_file, config)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
                 row.update(pred_disposition=r.disposition.value, pred_urgency3=r.disposition.urgency3,
                            pred_departments=[d.code for d in r.departments],
                            red_flags=[f.rule_id for f in r.red_flags], confidence=r.confidence,
-                           booked_path=None)
+                           lead_in_kept=(r.lead_in is not None) if lead_in else None)
             except Exception as exc:  # noqa: BLE001 - recorded, never an answer
                 row["error"] = f"{type(exc).__name__}: {exc}"[:300]
             row["latency_s"] = round(time.perf_counter() - t0, 4)

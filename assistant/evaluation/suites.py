@@ -38,7 +38,12 @@ def triage_suite(settings: Settings, out: Path, *, cases_file: str | None, limit
     from assistant.triage.engine import Triager
 
     sets = {Path(cases_file).stem: read_cases(Path(cases_file))} if cases_file else suite_cases(settings.shared_data_dir)
-    triager = Triager(settings)
+    backend = None
+    if lead_in:
+        from assistant.llm import get_backend
+
+        backend = get_backend(settings)
+    triager = Triager(settings, backend=backend)
     results = {}
     for name, cases in sets.items():
         cases = cases[:limit] if limit else cases
