@@ -187,3 +187,40 @@ def test_cli_triage_json(settings, hospital_db) -> None:  # noqa: ANN001
     assert result.language == "zh"
     assert result.departments[0].code == "PEDS"
     assert result.disposition is Disposition.CONSULTATION_24
+
+
+def test_urgency_classifier_only_raises(settings) -> None:  # noqa: ANN001
+    from assistant.triage.urgency_model import emergency_probability
+
+    high = emergency_probability(settings, "post-CPR state. SBP 70 HR 140 mental: unresponsive")
+    low = emergency_probability(settings, "ankle sprain. SBP 120 HR 72 RR 18 BT 36.5 SpO2 99")
+    assert high is not None and low is not None and high > low
+
+
+class ScriptedBackend:
+    """A scripted chat backend (as simonw/llm's MockModel) for the second-opinion flow."""
+
+    model_id = "scripted"
+
+    def __init__(self, department: str, more_urgent: bool) -> None:
+        self.department, self.more_urgent = department, more_urgent
+
+    def generate(self, messages, *, schema=None, max_new_tokens=None):  # noqa: ANN001, ANN201
+        if schema is None:
+            return "I'm sorry you feel unwell."
+        return schema(department=self.department, more_urgent=self.more_urgent, reason="scripted")
+
+
+def test_capable_llm_may_rerank_and_raise_but_never_lower(settings, hospital_db) -> None:  # noqa: ANN001
+    from assistant.triage.engine import Triager
+
+    capable = settings.model_copy(update={"llm_capable": True})
+    base = Triager(settings).triage("itchy rash on my arm for a week", age=30)
+    second = base.departments[1].code
+    r = Triager(capable, backend=ScriptedBackend(second, True)).triage(
+        "itchy rash on my arm for a week", age=30, lead_in=False)
+    assert r.departments[0].code == second
+    assert r.disposition is Disposition.CONSULTATION_24  # raised one level
+    em = Triager(capable, backend=ScriptedBackend("THORSURG", False)).triage(
+        "crushing chest pain and sweating", lead_in=False)
+    assert em.disposition.is_emergency and em.departments[0].code == "EMERG"

@@ -144,12 +144,24 @@ class Triager:
         # urgency: red flags first, never lowered by anything after
         urgency = assess_urgency(clean, age_years=age, pregnant=pregnant)
         disposition = urgency.disposition
+        if not disposition.is_emergency and disposition.rank > Disposition.CONSULTATION_24.rank:
+            from assistant.triage.urgency_model import RAISE_AT, emergency_probability
+
+            p_em = emergency_probability(self.settings, clean)
+            if p_em is not None and p_em >= RAISE_AT:
+                disposition = Disposition.CONSULTATION_24
+                urgency.rule_ids.append("UCLS_KTAS")
         if red_flags:
             disposition = min((r.disposition for r in red_flags), key=lambda d: d.rank)
             disposition = min(disposition, Disposition.EMERGENCY, key=lambda d: d.rank)
 
         departments = self._route(clean, age=age, sex=sex, pregnant=pregnant,
                                   emergency=disposition.is_emergency)
+        if self.settings.llm_capable and self.backend is not None and departments:
+            from assistant.triage.second_opinion import second_opinion
+
+            departments, disposition = second_opinion(self.backend, clean, departments, disposition,
+                                                      self.catalog)
         top = departments[0].code if departments else "GENMED"
         doctors = self._doctors(top, clean, disposition, language, now)
         questions = follow_up_questions(

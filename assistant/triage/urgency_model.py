@@ -1,0 +1,73 @@
+"""Urgency classifier: P(emergency-level acuity) from text, trained on KTAS dev (train split).
+
+TF-IDF (words + character n-grams) into a class-balanced logistic regression, trained on
+the 70 % train split (by text hash, as for routing) of ``ktas/ktas_dev.csv`` (Moon et
+al., PLOS ONE 2019, CC BY 4.0): label 1 = expert KTAS 1-2. The other 30 % is the
+validation split (``assistant eval`` reports it as ``ktas_dev_val``).
+
+It only ever *raises* urgency: a non-emergency rule outcome with P >= :data:`RAISE_AT`
+becomes ``consultation_24``. It never creates an emergency (red flags and rules own
+those) and never lowers anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import Any
+
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+RAISE_AT = 0.6
+MODEL_VERSION = "1"
+_LOCK = threading.Lock()
+_MODELS: dict[str, Any] = {}
+
+
+def _key(settings: Settings) -> str:
+    path = settings.shared_data_dir / "ktas" / "ktas_dev.csv"
+    stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else "-"
+    return hashlib.sha256(f"{MODEL_VERSION}|{stamp}".encode()).hexdigest()[:12]
+
+
+def load_urgency_model(settings: Settings) -> Any | None:
+    """The fitted classifier, or None when the KTAS dev file is absent."""
+    import joblib
+
+    from assistant.evaluation.datasets import ktas_cases
+    from assistant.triage.routing import _build_pipeline, _is_validation
+
+    key = _key(settings)
+    with _LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        path = settings.model_cache_dir / f"urgency-{key}.joblib"
+        model = None
+        if path.is_file():
+            try:
+                model = joblib.load(path)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("urgency model cache unreadable (%s); retraining", exc)
+        if model is None:
+            if not (settings.shared_data_dir / "ktas" / "ktas_dev.csv").is_file():
+                _MODELS[key] = None
+                return None
+            rows = [c for c in ktas_cases(settings.shared_data_dir) if not _is_validation(c["text"])]
+            model = _build_pipeline()
+            model.fit([c["text"] for c in rows], [int(c["gold_urgency3"] == "em") for c in rows])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            joblib.dump(model, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
+        _MODELS[key] = model
+        return model
+
+
+def emergency_probability(settings: Settings, text: str) -> float | None:
+    """P(KTAS 1-2) for ``text`` in [0, 1], or None without a model."""
+    model = load_urgency_model(settings)
+    if model is None or not text.strip():
+        return None
+    classes = list(model.classes_)
+    return float(model.predict_proba([text[:2000]])[0][classes.index(1)]) if 1 in classes else 0.0
