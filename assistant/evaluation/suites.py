@@ -23,8 +23,10 @@ def _load_script(rel: str) -> Any:
     path = REPO / rel
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    name = f"eval_script_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module  # dataclasses in the script look themselves up here
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
