@@ -49,6 +49,16 @@ def _neighbours() -> dict[str, list[str]]:
     return {code: list(d.neighbours) for code, d in load_catalog().items()}
 
 
+def slot_resource(slot: Any) -> Any:
+    """An allocation :class:`~assistant.allocation.Resource` (capacity 1) for a free clinic slot."""
+    from assistant.allocation import Resource
+
+    return Resource(id=f"slot:{slot.slot_id}", kind="clinic_slot", department=slot.department,
+                    sub_specialties=tuple(slot.doctor.sub_specialties),
+                    languages=tuple(x for x in slot.doctor.languages if x in ("en", "zh")),
+                    start=slot.starts_at, end=slot.ends_at, capacity=1)
+
+
 def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback") -> BookingOutcome:
     """Book the best free clinic slot for ``signal`` (see module docstring).
 
@@ -60,7 +70,7 @@ def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback") -
     Returns:
         A :class:`BookingOutcome`; ``booked=False`` with a reason when no capacity fits.
     """
-    from assistant.allocation import Resource, book_one
+    from assistant.allocation import book_one
     from assistant.hospital.bookings import BookingConflictError, create_booking
     from assistant.hospital.db import write_session
     from assistant.hospital.queries import next_free_slots
@@ -75,13 +85,7 @@ def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback") -
                                          limit=MAX_CANDIDATES, max_per_session=None)
             slots = [s for s in slots if s.slot_id not in excluded]
             by_id = {f"slot:{s.slot_id}": s for s in slots}
-            resources = [
-                Resource(id=key, kind="clinic_slot", department=s.department,
-                         sub_specialties=tuple(s.doctor.sub_specialties),
-                         languages=tuple(x for x in s.doctor.languages if x in ("en", "zh")),
-                         start=s.starts_at, end=s.ends_at, capacity=1)
-                for key, s in by_id.items()
-            ]
+            resources = [slot_resource(s) for s in by_id.values()]
             result = book_one(signal, resources, neighbours=neighbours, now=signal.earliest) if resources else None
             if result is None or not result.assignments:
                 reason = result.unmet[0].reason if result and result.unmet else "no free clinic slot in the window"

@@ -53,8 +53,8 @@ def reoptimise(factory: Any, *, horizon_days: int = 14, now: datetime | None = N
     Returns:
         ``{"status", "served", "moved", "unmet": [{"signal_id", "reason"}], "binding": [str]}``.
     """
-    from assistant.agent.booking import _neighbours
-    from assistant.allocation import Resource, allocate
+    from assistant.agent.booking import _neighbours, slot_resource
+    from assistant.allocation import allocate
     from assistant.hospital.bookings import active_bookings, create_booking, set_booking_status
     from assistant.hospital.db import write_session
     from assistant.hospital.queries import next_free_slots
@@ -79,10 +79,7 @@ def reoptimise(factory: Any, *, horizon_days: int = 14, now: datetime | None = N
             for s in next_free_slots(session, dept, now, now + timedelta(days=horizon_days),
                                      limit=5000, max_per_session=None):
                 slots[f"slot:{s.slot_id}"] = s
-        resources = [Resource(id=k, kind="clinic_slot", department=s.department,
-                              sub_specialties=tuple(s.doctor.sub_specialties),
-                              languages=tuple(x for x in s.doctor.languages if x in ("en", "zh")),
-                              start=s.starts_at, end=s.ends_at, capacity=1) for k, s in slots.items()]
+        resources = [slot_resource(s) for s in slots.values()]
         result = allocate(list(signals.values()), resources, now=now, neighbours=neighbours)
         moved = 0
         for a in result.assignments:

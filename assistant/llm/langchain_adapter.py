@@ -25,7 +25,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict
 
 from assistant.errors import ConfigError
-from assistant.llm.base import ChatBackend, Message
+from assistant.llm.base import Message
 from assistant.prompts import load_prompt
 
 FINAL_ANSWER = "final_answer"

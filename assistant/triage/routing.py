@@ -20,7 +20,6 @@ import csv
 import hashlib
 import logging
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +35,6 @@ log = logging.getLogger(__name__)
 KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
 ROUTER_VERSION = "1"
 VALIDATION_SHARE = 0.3
-_LOCK = threading.Lock()
-_MODELS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -163,27 +160,10 @@ def load_router(settings: Settings) -> Any:
 
     Training takes a few seconds on 2 cores; the result is saved with joblib.
     """
-    import joblib
+    from assistant.triage.model_cache import load_or_train
 
-    key = _data_key(settings.shared_data_dir)
-    with _LOCK:
-        if key in _MODELS:
-            return _MODELS[key]
-        path = settings.model_cache_dir / f"router-{key}.joblib"
-        model = None
-        if path.is_file():
-            try:
-                model = joblib.load(path)
-            except Exception as exc:  # noqa: BLE001 - a bad cache is retrained
-                log.warning("router cache unreadable (%s); retraining", exc)
-        if model is None:
-            model = train_router(training_examples(settings.shared_data_dir))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            joblib.dump(model, tmp)
-            tmp.replace(path)
-        _MODELS[key] = model
-        return model
+    path = settings.model_cache_dir / f"router-{_data_key(settings.shared_data_dir)}.joblib"
+    return load_or_train(path, lambda: train_router(training_examples(settings.shared_data_dir)))
 
 
 def classify(settings: Settings, text: str) -> dict[str, float]:

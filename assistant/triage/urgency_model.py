@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from typing import Any
 
 from assistant.settings import Settings
@@ -22,8 +21,6 @@ from assistant.settings import Settings
 log = logging.getLogger(__name__)
 RAISE_AT = 0.6
 MODEL_VERSION = "1"
-_LOCK = threading.Lock()
-_MODELS: dict[str, Any] = {}
 
 
 def _key(settings: Settings) -> str:
@@ -34,34 +31,19 @@ def _key(settings: Settings) -> str:
 
 def load_urgency_model(settings: Settings) -> Any | None:
     """The fitted classifier, or None when the KTAS dev file is absent."""
-    import joblib
-
     from assistant.evaluation.datasets import ktas_cases
+    from assistant.triage.model_cache import load_or_train
     from assistant.triage.routing import _build_pipeline, _is_validation
 
-    key = _key(settings)
-    with _LOCK:
-        if key in _MODELS:
-            return _MODELS[key]
-        path = settings.model_cache_dir / f"urgency-{key}.joblib"
-        model = None
-        if path.is_file():
-            try:
-                model = joblib.load(path)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("urgency model cache unreadable (%s); retraining", exc)
-        if model is None:
-            if not (settings.shared_data_dir / "ktas" / "ktas_dev.csv").is_file():
-                _MODELS[key] = None
-                return None
-            rows = [c for c in ktas_cases(settings.shared_data_dir) if not _is_validation(c["text"])]
-            model = _build_pipeline()
-            model.fit([c["text"] for c in rows], [int(c["gold_urgency3"] == "em") for c in rows])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            joblib.dump(model, path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").replace(path)
-        _MODELS[key] = model
+    def train() -> Any | None:
+        if not (settings.shared_data_dir / "ktas" / "ktas_dev.csv").is_file():
+            return None
+        rows = [c for c in ktas_cases(settings.shared_data_dir) if not _is_validation(c["text"])]
+        model = _build_pipeline()
+        model.fit([c["text"] for c in rows], [int(c["gold_urgency3"] == "em") for c in rows])
         return model
+
+    return load_or_train(settings.model_cache_dir / f"urgency-{_key(settings)}.joblib", train)
 
 
 def emergency_probability(settings: Settings, text: str) -> float | None:
