@@ -66,3 +66,10 @@ def test_run_suite_writes_report_and_plots(settings, hospital_db, tmp_path: Path
     assert list(tmp_path.glob("*.png"))
     rows = [json.loads(x) for x in (tmp_path / "triage_triage_smoke.jsonl").read_text().splitlines()]
     assert len(rows) == 10
+
+
+def test_booking_paths_are_counted(settings, hospital_db) -> None:  # noqa: ANN001
+    from assistant.evaluation.suites import booking_paths
+
+    text = booking_paths(settings, limit=4, use_model=False)
+    assert "deterministic fallback: 100.0 %" in text and "booked:" in text

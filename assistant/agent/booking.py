@@ -126,11 +126,21 @@ def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict
         ``(valid, args)``: valid when the call names exactly this signal.
     """
     from langchain_core.tools import StructuredTool
+    from pydantic import create_model
 
+    from assistant.hospital.catalog import DEPARTMENT_CODES
     from assistant.llm.langchain_adapter import LocalChatModel
 
+    # The argument domain is the real one: pending signal ids (here the new one) and the
+    # catalog's department codes; the model must still pick department and disposition.
+    args_schema = create_model(
+        "BookResources",
+        __base__=BookResourcesArgs,
+        signal_id=(Literal[(signal.id,)], Field(description="Id of the pending demand signal.")),  # type: ignore[valid-type]
+        department=(Literal[tuple(DEPARTMENT_CODES)], Field(description="Department code of the signal.")),  # type: ignore[valid-type]
+    )
     tool = StructuredTool.from_function(
-        func=lambda **kw: "", name="book_resources", args_schema=BookResourcesArgs,
+        func=lambda **kw: "", name="book_resources", args_schema=args_schema,
         description="Book a clinic slot for a triaged patient's demand signal.",
     )
     chat = LocalChatModel(backend=backend, max_new_tokens=64).bind_tools([tool], tool_choice="book_resources")

@@ -93,6 +93,39 @@ def staff_suite(settings: Settings, out: Path, *, limit: int | None) -> str:
             f"- path: keyword matcher unless `llm_capable` (see assistant/agent/staff.py)")
 
 
+def booking_paths(settings: Settings, *, limit: int | None, use_model: bool = True) -> str:
+    """Book the smoke cases' demand signals on a scratch copy of the demo hospital and
+    count how often the model's tool call was valid versus the deterministic fallback."""
+    import tempfile
+
+    from assistant.agent.booking import book_resources
+    from assistant.hospital.db import open_db
+    from assistant.hospital.demo import build_demo_hospital
+    from assistant.triage.engine import Triager
+
+    backend = None
+    if use_model:
+        from assistant.llm import get_backend
+
+        backend = get_backend(settings)
+    cases = read_cases(REPO / "eval/cases/triage_smoke.jsonl")[: limit or None]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "h.sqlite"
+        build_demo_hospital(db, seed=7)
+        factory = open_db(db, create=False)
+        triager = Triager(settings, hospital=factory, retriever=None)
+        paths = {"tool_call": 0, "fallback": 0}
+        booked = 0
+        for case in cases:
+            r = triager.triage(case["text"], age=case.get("age"), lang=case.get("lang"), lead_in=False)
+            out = book_resources(factory, r.demand_signal, backend=backend)
+            paths[out.path] += 1
+            booked += out.booked
+    n = len(cases)
+    return (f"- booked: {fmt(proportion(booked, n))}\n- model tool call valid: {fmt(proportion(paths['tool_call'], n))}"
+            f"\n- deterministic fallback: {fmt(proportion(paths['fallback'], n))}")
+
+
 def run_suite(settings: Settings, suite: str, *, cases_file: str | None = None, limit: int | None = None,
               out: str | Path = "eval/out", lead_in: bool = False) -> Path:
     """Run ``suite`` and write ``report.md`` (plus JSONL and PNG) under ``out``.
@@ -118,4 +151,5 @@ def run_suite(settings: Settings, suite: str, *, cases_file: str | None = None, 
         mod = _load_script("eval/allocation/scenarios.py")
         res = mod.run_scenarios()
         extra["Allocation scenarios"] = "```\n" + json.dumps(res, indent=1, default=str)[:4000] + "\n```"
+        extra["Booking tool paths (smoke cases, demo hospital)"] = booking_paths(settings, limit=limit)
     return markdown(results, extra, out)
