@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assistant.evaluation.datasets import REPO
 from assistant.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str:
@@ -64,7 +63,8 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
             backend = get_backend(settings)
         triager = Triager(settings, backend=backend)
     model_id = getattr(triager.backend, "model_id", None) or "none (rules + classifier)"
-    config = f"{settings.fingerprint()}:{git_commit()}:{'lead' if lead_in else 'nolead'}"
+    commit = git_commit()
+    config = f"{settings.fingerprint()}:{commit}:{'lead' if lead_in else 'nolead'}"
     done = _done(out_file, config)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -75,7 +75,7 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
                 continue
             row: dict[str, Any] = {
                 "id": case["id"], "config": config, "model_id": model_id, "prompt": "lead_in@1" if lead_in else None,
-                "git_commit": git_commit(), "settings_hash": settings.fingerprint(),
+                "git_commit": commit, "settings_hash": settings.fingerprint(),
                 "gold_disposition": case.get("gold_disposition"), "gold_urgency3": case.get("gold_urgency3"),
                 "gold_departments": case.get("gold_departments") or [], "lang": case.get("lang"),
                 "source": case.get("source"), "error": None,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from assistant.settings import Settings
@@ -30,7 +31,7 @@ from assistant.triage.result import (
     RedFlagRef,
     TriageResult,
 )
-from assistant.triage.routing import classify
+from assistant.triage.routing import load_router, probabilities
 from assistant.triage.schemas import DemandSignal, Disposition
 from assistant.triage.text import detect_language, normalise, tokenize
 from assistant.triage.urgency import assess_urgency
@@ -71,6 +72,18 @@ class Triager:
         from assistant.hospital.catalog import load_catalog
 
         self.catalog = load_catalog()
+
+    @cached_property
+    def router(self) -> Any:
+        """The fitted department router (trained or loaded once per Triager)."""
+        return load_router(self.settings)
+
+    @cached_property
+    def urgency_model(self) -> Any:
+        """The raise-only urgency classifier, or None without the KTAS dev file."""
+        from assistant.triage.urgency_model import load_urgency_model
+
+        return load_urgency_model(self.settings)
 
     # ------------------------------------------------------------------------------
     def triage(
@@ -124,7 +137,8 @@ class Triager:
             )
             for h in hits
         ]
-        from assistant.triage.vitals import SOURCE as NEWS2, vital_red_flags
+        from assistant.triage.vitals import SOURCE as NEWS2
+        from assistant.triage.vitals import vital_red_flags
 
         red_flags += [
             RedFlagRef(rule_id=v.rule_id, name_en=v.name_en, name_zh=v.name_zh,
@@ -133,8 +147,8 @@ class Triager:
             for v in vital_red_flags(clean)
         ]
         safe_reply = None
-        if _blocking(screen) and not red_flags:
-            safe_reply = screen.safe_reply_zh if language == "zh" else screen.safe_reply_en
+        if screen.blocked and not red_flags:
+            safe_reply = screen.safe_reply(language)
             return TriageResult(
                 language=language, disposition=Disposition.CONSULTATION, confidence=0.0,
                 input_issues=issues, safe_reply=safe_reply,
@@ -145,9 +159,9 @@ class Triager:
         urgency = assess_urgency(clean, age_years=age, pregnant=pregnant)
         disposition = urgency.disposition
         if not disposition.is_emergency and disposition.rank > Disposition.CONSULTATION_24.rank:
-            from assistant.triage.urgency_model import RAISE_AT, emergency_probability
+            from assistant.triage.urgency_model import RAISE_AT, probability
 
-            p_em = emergency_probability(self.settings, clean)
+            p_em = probability(self.urgency_model, clean)
             if p_em is not None and p_em >= RAISE_AT:
                 disposition = Disposition.CONSULTATION_24
                 urgency.rule_ids.append("UCLS_KTAS")
@@ -175,8 +189,8 @@ class Triager:
             sub_specialty=self._sub_specialty(top, clean),
         )
         confidence = 0.95 if red_flags else round(min(0.9, departments[0].score if departments else 0.0), 3)
-        if screen_injection(screen):
-            safe_reply = screen.safe_reply_zh if language == "zh" else screen.safe_reply_en
+        if screen.has("prompt_injection") or screen.has("other_patient_request"):
+            safe_reply = screen.safe_reply(language)
         result = TriageResult(
             language=language, disposition=disposition, red_flags=red_flags,
             urgency_rules=urgency.rule_ids, departments=departments, doctors=doctors,
@@ -196,7 +210,7 @@ class Triager:
     # -- routing ----------------------------------------------------------------------
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
                emergency: bool) -> list[DepartmentScore]:
-        probs = classify(self.settings, text) if text.strip() else {"GENMED": 1.0}
+        probs = probabilities(self.router, text) if text.strip() else {"GENMED": 1.0}
         fused = {code: W_CLASSIFIER * probs.get(code, 0.0) for code in self.catalog}
         if not emergency:  # the ED is a disposition, not a specialty for clinic visits
             fused["EMERG"] = 0.0
@@ -263,9 +277,8 @@ class Triager:
         try:
             with self.hospital() as session:
                 slots = []
-                for sub_try, lang_try in ((sub, language), (None, language), (None, None)):
-                    if sub_try is None and lang_try is not None and sub is None and slots:
-                        break
+                # sub-specialty and language first, then relax; identical tries run once
+                for sub_try, lang_try in dict.fromkeys(((sub, language), (None, language), (None, None))):
                     slots = next_free_slots(session, code, now + lo, now + hi,
                                             sub_specialty=sub_try, language=lang_try, limit=3)
                     if slots:
@@ -297,17 +310,6 @@ class Triager:
                      snippet=p.text[:400], score=float(p.score))
             for p in passages
         ]
-
-
-def _blocking(screen: Any) -> bool:
-    blocking = {"empty", "binary", "emoji_only", "no_words", "other_patient_request"}
-    return any(str(i) in blocking or getattr(i, "value", None) in blocking for i in screen.issues)
-
-
-def screen_injection(screen: Any) -> bool:
-    """Whether screening flagged prompt injection or a request for others' data."""
-    names = {str(getattr(i, "value", i)) for i in screen.issues}
-    return bool(names & {"prompt_injection", "other_patient_request"})
 
 
 _STOP = {"and", "the", "for", "with", "that", "this", "have", "has", "are", "was", "but", "not", "you",
@@ -344,11 +346,3 @@ def _open_hospital(settings: Settings) -> Any:
 
     return open_db(path, create=False)
 
-
-def default_window(disposition: Disposition, now: datetime) -> tuple[datetime, datetime]:
-    """``[now + earliest, now + latest]`` for a disposition."""
-    lo, hi = disposition.window()
-    return now + lo, now + hi
-
-
-__all__ = ["Triager", "patient_ref", "default_window", "timedelta"]

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
 from assistant.triage.text import normalise
 from assistant.triage.urgency import has_duration, has_severity
 
-KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
 MAX_QUESTIONS = 3
 
 

@@ -8,16 +8,15 @@ Templates live in ``knowledge_base/answer_templates.yaml``.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 from jinja2 import Environment, StrictUndefined
 
+from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
 from assistant.triage.result import TriageResult
 
-KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
 _ENV = Environment(undefined=StrictUndefined, autoescape=False)
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 

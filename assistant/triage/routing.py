@@ -32,7 +32,8 @@ from assistant.triage.text import tokenize
 
 log = logging.getLogger(__name__)
 
-KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
+from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
+
 ROUTER_VERSION = "1"
 VALIDATION_SHARE = 0.3
 
@@ -168,6 +169,10 @@ def load_router(settings: Settings) -> Any:
 
 def classify(settings: Settings, text: str) -> dict[str, float]:
     """Department probabilities for ``text`` (all catalog codes, summing to 1)."""
-    model = load_router(settings)
+    return probabilities(load_router(settings), text)
+
+
+def probabilities(model: Any, text: str) -> dict[str, float]:
+    """Department probabilities of a fitted router for ``text``."""
     probs = model.predict_proba([text])[0]
     return {str(c): float(p) for c, p in zip(model.classes_, probs, strict=True)}

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
+from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
 from assistant.triage.schemas import Disposition
 from assistant.triage.text import normalise
 
-KB_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
 _NEGATION = re.compile(
     r"(\bno\b|\bnot\b|n't|\bwithout\b|\bdeny|\bdenies|\bnever\b|没有|没|不|无|否认)[^.,;!?。，；！？]{0,20}$"
 )

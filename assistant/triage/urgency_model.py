@@ -48,7 +48,11 @@ def load_urgency_model(settings: Settings) -> Any | None:
 
 def emergency_probability(settings: Settings, text: str) -> float | None:
     """P(KTAS 1-2) for ``text`` in [0, 1], or None without a model."""
-    model = load_urgency_model(settings)
+    return probability(load_urgency_model(settings), text)
+
+
+def probability(model: Any | None, text: str) -> float | None:
+    """P(KTAS 1-2) of a fitted classifier (None without a model or text)."""
     if model is None or not text.strip():
         return None
     classes = list(model.classes_)
