@@ -34,6 +34,7 @@ browser:
 	    || echo "warning: could not install $(BROWSER_PKGS); the browser test will be skipped"; }
 
 test: install browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

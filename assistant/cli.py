@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from assistant import __version__
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ConfigError
 
 app = typer.Typer(
     name="assistant",
@@ -52,9 +52,9 @@ def ask(
     max_new_tokens: Annotated[Optional[int], typer.Option(help="Cap on generated tokens.")] = None,
 ) -> None:
     """One-shot streamed answer from the configured local model (no triage, no booking)."""
+    from assistant.errors import InputError
     from assistant.llm import get_backend
     from assistant.prompts import load_prompt
-    from assistant.errors import InputError
 
     settings = _settings()
     text = question.strip()
@@ -123,25 +123,31 @@ def triage(
     lang: Annotated[Optional[str], typer.Option(help="en or zh (default: detected).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the TriageResult JSON.")] = False,
     lead_in: Annotated[bool, typer.Option("--lead-in/--no-lead-in", help="LLM lead-in.")] = False,
+    book: Annotated[bool, typer.Option("--book/--no-book", help="Book a slot for the demand signal.")] = False,
 ) -> None:
     """Triage one complaint: urgency, red flags, department, doctor, demand signal."""
-    from assistant.triage.engine import Triager
-    from assistant.triage.render import render_answer
+    import json
+
+    from pydantic import ValidationError
+
+    from assistant.service import PatientProfile, PatientSession, TriageService
 
     settings = _settings()
     ensure_hospital(settings)
-    backend = None
-    if lead_in:
-        from assistant.llm import get_backend
-
-        backend = get_backend(settings)
-    result = Triager(settings, backend=backend).triage(
-        text, age=age, sex=sex, pregnant=pregnant, lang=lang, lead_in=lead_in
-    )
+    try:
+        profile = PatientProfile(age=age, sex=sex, pregnant=pregnant, language=lang)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid patient details: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    service = TriageService.from_settings(settings, with_model=lead_in or (book and settings.llm_capable))
+    turn = service.turn(PatientSession(), text, profile, book=book, lead_in=lead_in)
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+        data = turn.result.model_dump(mode="json")
+        if book:
+            data["booking"] = json.loads(json.dumps(turn.booking, default=str)) if turn.booking else None
+            data["booking_failed"] = turn.booking_failed
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        typer.echo(render_answer(result))
+        typer.echo(turn.answer)
 
 
 @app.command()
@@ -185,8 +191,7 @@ def serve(
     if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
         typer.echo("no index yet: building it from MedQuAD and the hospital tables", err=True)
         _ingest(settings, limit=limit)
-    backend = get_backend(settings) if settings.llm_lead_in else None
-    launch(build_app(settings, backend=backend), host=host, port=port)
+    launch(build_app(settings, backend=get_backend(settings)), host=host, port=port)
 
 
 @app.command("eval")
@@ -215,16 +220,16 @@ def demo(
     serve_ui: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the web UI afterwards.")] = True,
 ) -> None:
     """The main job on the embedded defaults: build what is missing, triage a sample, serve."""
-    from assistant.triage.engine import Triager
-    from assistant.triage.render import render_answer
+    from assistant.service import PatientProfile, PatientSession, TriageService
 
     settings = _settings()
     ensure_hospital(settings)
     if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
         _ingest(settings, limit=None)
     typer.echo(f"patient> {DEMO_COMPLAINT}")
-    result = Triager(settings).triage(DEMO_COMPLAINT, age=30, lead_in=False)
-    typer.echo(render_answer(result))
+    turn = TriageService(settings).turn(PatientSession(), DEMO_COMPLAINT, PatientProfile(age=30),
+                                       book=False, lead_in=False)
+    typer.echo(turn.answer)
     if serve_ui:
         serve(host="127.0.0.1", port=7860, limit=None)
 

@@ -13,12 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import Environment, StrictUndefined
 
 from assistant.errors import ConfigError
+from assistant.paths import (
+    PROMPTS_DIR,  # noqa: E402
+    read_yaml,
+)
 
-PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 _ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
@@ -65,7 +67,7 @@ def load_prompt(name: str, directory: Path | None = None) -> Prompt:
     path = (directory or PROMPTS_DIR) / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"prompt file {path} not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path) or {}
     version = data.pop("version", None)
     data.pop("name", None)
     data.pop("description", None)

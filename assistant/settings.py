@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     hospital_db: Path | None = Field(
         default=None, description="SQLite file of resource tables; defaults to <data_dir>/hospital.sqlite."
     )
+    knowledge_base_dir: Path | None = Field(
+        default=None,
+        description="Clinical knowledge base folder; defaults to the repository's knowledge_base/ "
+        "or, in a wheel install, the packaged copy.",
+    )
+    prompts_dir: Path | None = Field(
+        default=None, description="Prompt templates folder; defaults like knowledge_base_dir."
+    )
 
     # --- language model --------------------------------------------------------------
     llm_backend: Literal["transformers"] = "transformers"
@@ -145,6 +153,20 @@ class Settings(BaseSettings):
     def resolved_hospital_db(self) -> Path:
         """SQLite resource-table file (``hospital_db`` or ``<data_dir>/hospital.sqlite``)."""
         return self.hospital_db if self.hospital_db is not None else self.data_dir / "hospital.sqlite"
+
+    @property
+    def resolved_knowledge_base_dir(self) -> Path:
+        """The knowledge base folder (``knowledge_base_dir`` or the default one)."""
+        from assistant.paths import KNOWLEDGE_BASE_DIR
+
+        return self.knowledge_base_dir if self.knowledge_base_dir is not None else KNOWLEDGE_BASE_DIR
+
+    @property
+    def resolved_prompts_dir(self) -> Path:
+        """The prompt templates folder (``prompts_dir`` or the default one)."""
+        from assistant.paths import PROMPTS_DIR
+
+        return self.prompts_dir if self.prompts_dir is not None else PROMPTS_DIR
 
     @property
     def model_cache_dir(self) -> Path:

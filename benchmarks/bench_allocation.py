@@ -47,7 +47,9 @@ from assistant.allocation import (
 from assistant.allocation.compat import expand, prepare
 from eval.allocation.scenarios import (
     MIX_WEEK,
+    NEIGHBOURS,
     NOW,
+    SHARED,
     overloaded_week,
     synthetic_hospital,
     synthetic_signals,
@@ -74,7 +76,7 @@ def bench_lp(sizes: list[int]) -> None:
         for n in sizes:
             signals = synthetic_signals(n, 1, **kw)  # type: ignore[arg-type]
             t = time.perf_counter()
-            r = allocate(signals, resources, now=NOW)
+            r = allocate(signals, resources, now=NOW, neighbours=NEIGHBOURS, shared=SHARED)
             call = time.perf_counter() - t
             print(
                 f"{case:7} {n:>7} {r.num_pairs:>9} {r.num_variables:>8} {r.num_constraints:>6} "
@@ -93,8 +95,8 @@ def bench_pulp(n: int, cbc_limit: float) -> None:
         return
     resources = synthetic_hospital(0)
     signals = synthetic_signals(n, 1)
-    ours = allocate(signals, resources, now=NOW)
-    batch, table, win, weights, now_ms = prepare(signals, resources, None, None, NOW)
+    ours = allocate(signals, resources, now=NOW, neighbours=NEIGHBOURS, shared=SHARED)
+    batch, table, win, weights, now_ms = prepare(signals, resources, None, NEIGHBOURS, NOW, SHARED)
     pairs = expand(batch, table, win, weights, now_ms)
     t0 = time.perf_counter()
     prob = pulp.LpProblem("allocation", pulp.LpMaximize)
@@ -157,8 +159,8 @@ def bench_pulp(n: int, cbc_limit: float) -> None:
 def bench_overload() -> None:
     """Section 3: LP vs greedy under overload."""
     sc = overloaded_week(0)
-    lp = allocate(sc.signals, sc.resources, now=sc.now)
-    gr = greedy_allocate(sc.signals, sc.resources, now=sc.now)
+    lp = allocate(sc.signals, sc.resources, now=sc.now, neighbours=NEIGHBOURS, shared=SHARED)
+    gr = greedy_allocate(sc.signals, sc.resources, now=sc.now, neighbours=NEIGHBOURS, shared=SHARED)
     w_lp, w_gr = urgency_weighted_wait(lp, sc.signals), urgency_weighted_wait(gr, sc.signals)
     print(
         f"\n[3] overloaded week: {len(sc.signals)} signals, "
@@ -185,18 +187,18 @@ def bench_booking(n: int = 200) -> None:
     resources = synthetic_hospital(0)
     signals = synthetic_signals(n, 5)
     table = ResourceTable(resources)
-    book_one(signals[0], table, now=NOW)  # warm-up
+    book_one(signals[0], table, now=NOW, neighbours=NEIGHBOURS, shared=SHARED)  # warm-up
     lat: list[float] = []
     booked = 0
     for s in signals:
         t = time.perf_counter()
-        r = book_one(s, table, now=NOW)
+        r = book_one(s, table, now=NOW, neighbours=NEIGHBOURS, shared=SHARED)
         lat.append((time.perf_counter() - t) * 1000)
         if r.assignments:
             table = table.after(r.assignments)
             booked += 1
     t = time.perf_counter()
-    book_one(signals[0], resources, now=NOW)
+    book_one(signals[0], resources, now=NOW, neighbours=NEIGHBOURS, shared=SHARED)
     from_list = (time.perf_counter() - t) * 1000
     print(
         f"\n[4] book_one over {n} bookings, {len(resources)} resources: "

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -76,3 +77,54 @@ def triager(settings, hospital_db):  # noqa: ANN001, ANN201
     from assistant.triage.engine import Triager
 
     return Triager(settings)
+
+
+class ScriptedChatModel:
+    """A scripted chat backend, in the manner of simonw/llm's ``MockModel``.
+
+    Replies are taken from the queue given at construction, else computed by
+    ``respond(messages, schema)``; a reply for a pydantic ``schema`` may be a dict (it is
+    validated into the model). Every call is recorded in ``calls``. It implements the
+    :class:`assistant.llm.ChatBackend` protocol, so production code runs unchanged.
+    """
+
+    device = "cpu"
+
+    def __init__(self, *replies, respond=None, model_id: str = "scripted") -> None:  # noqa: ANN001, ANN002
+        self.replies = list(replies)
+        self.respond = respond
+        self.model_id = model_id
+        self.calls: list[dict] = []
+
+    def generate(self, messages, *, schema=None, max_new_tokens=None):  # noqa: ANN001, ANN201
+        self.calls.append({"messages": list(messages), "schema": schema})
+        if self.replies:
+            reply = self.replies.pop(0)
+        elif self.respond is not None:
+            reply = self.respond(messages, schema)
+        else:
+            reply = "I am sorry you feel unwell."
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(schema, type) and isinstance(reply, dict):
+            return schema(**reply)
+        return reply
+
+    def stream(self, messages, *, max_new_tokens=None):  # noqa: ANN001, ANN201
+        yield str(self.generate(messages, max_new_tokens=max_new_tokens))
+
+
+def booking_tool_call(messages, schema):  # noqa: ANN001, ANN201
+    """``respond`` for :class:`ScriptedChatModel`: the exact ``book_resources`` call that the
+    booking prompt asks for (read from the prompt's ``signal_id:`` lines)."""
+    import re
+
+    text = messages[-1]["content"]
+    args = {k: re.search(rf"{k}: (\S+)", text).group(1) for k in ("signal_id", "department", "disposition")}
+    return {"tool": "book_resources", "arguments": args}
+
+
+@pytest.fixture()
+def scripted_model():  # noqa: ANN201
+    """Factory of :class:`ScriptedChatModel` instances."""
+    return ScriptedChatModel

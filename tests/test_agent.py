@@ -16,7 +16,7 @@ from assistant.agent.staff import StaffConsole, match_intent, numbers_grounded
 from assistant.hospital.db import open_db
 from assistant.hospital.models import Booking, ClinicSlot
 from assistant.settings import Settings
-from assistant.triage.schemas import DemandSignal, Disposition
+from assistant.domain import DemandSignal, Disposition
 
 REPO = Path(__file__).resolve().parents[1]
 

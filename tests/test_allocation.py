@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import sys
@@ -34,7 +35,19 @@ from assistant.allocation.checks import (
 from assistant.allocation.compat import expand, prepare
 from assistant.allocation.lp import AggregatedModel
 from assistant.errors import InputError
-from assistant.triage.schemas import DemandSignal, Disposition
+from assistant.domain import DemandSignal, Disposition
+
+# The overflow table and shared services of these tests (the library defaults are empty:
+# a hospital passes its catalog's table, see assistant.kb.KnowledgeBase.neighbours).
+NB = {"CARDIO": ["GENMED"], "RESP": ["GENMED"], "NEURO": ["GENMED"], "ORTHO": ["GENSURG"]}
+SHARED = ("RADIOL",)
+allocate = functools.partial(allocate, neighbours=NB, shared=SHARED)
+greedy_allocate = functools.partial(greedy_allocate, neighbours=NB, shared=SHARED)
+book_one = functools.partial(book_one, neighbours=NB, shared=SHARED)
+is_compatible = functools.partial(is_compatible, neighbours=NB, shared=SHARED)
+overflow_violations = functools.partial(overflow_violations, shared=SHARED)
+compatibility_violations = functools.partial(compatibility_violations, neighbours=NB, shared=SHARED)
+urgency_order_violations = functools.partial(urgency_order_violations, neighbours=NB)
 
 NOW = datetime(2025, 11, 24, 8, 0, tzinfo=timezone(timedelta(hours=8)))
 D = list(Disposition)
@@ -165,7 +178,7 @@ def test_aggregated_model_equals_full_pair_lp() -> None:
     rng = random.Random(7)
     signals, resources = random_instance(rng, 300, 40)
     result = allocate(signals, resources, now=NOW)
-    batch, table, win, w, now_ms = prepare(signals, resources, None, None, NOW)
+    batch, table, win, w, now_ms = prepare(signals, resources, None, NB, NOW, SHARED)
     pairs = expand(batch, table, win, w, now_ms)
     n, s_n = len(pairs), len(batch)
     rows = np.r_[pairs.sig, s_n + pairs.res]
@@ -216,7 +229,7 @@ def test_integral_feasible_and_urgency_ordered_under_overload() -> None:
 def test_fractional_point_is_rounded_to_a_feasible_plan() -> None:
     rng = random.Random(5)
     signals, resources = random_instance(rng, 30, 8)
-    batch, table, win, w, now_ms = prepare(signals, resources, None, None, NOW)
+    batch, table, win, w, now_ms = prepare(signals, resources, None, NB, NOW, SHARED)
     model = AggregatedModel.build(batch, table, win, w, now_ms, 10.0)
     col = np.full(model.highs.getNumCol(), 0.5)
     chosen = model.disaggregate(col, batch, table, w, now_ms)

@@ -20,19 +20,19 @@ def test_wilson_interval_known_values() -> None:
 
 
 def test_runner_records_errors_and_resumes(settings, tmp_path: Path) -> None:  # noqa: ANN001
-    from assistant.triage.engine import Triager
+    from assistant.service import TriageService
 
     calls: list[str] = []
-    real = Triager(settings)
+    real = TriageService(settings)
 
     class Flaky:
         backend = None
 
-        def triage(self, text, **kw):  # noqa: ANN001, ANN003, ANN202
+        def turn(self, session, text, profile, **kw):  # noqa: ANN001, ANN003, ANN202
             calls.append(text)
             if "boom" in text:
                 raise RuntimeError("boom")
-            return real.triage(text, **kw)
+            return real.turn(session, text, profile, **kw)
 
     cases = [
         {"id": "a", "text": "crushing chest pain and sweating", "lang": "en", "gold_urgency3": "em",
@@ -42,13 +42,13 @@ def test_runner_records_errors_and_resumes(settings, tmp_path: Path) -> None:  #
          "gold_urgency3": "sc", "gold_departments": ["GENMED", "ENT"]},
     ]
     out = tmp_path / "rows.jsonl"
-    rows = run_triage_cases(settings, cases, out, progress=False, triager=Flaky())
+    rows = run_triage_cases(settings, cases, out, progress=False, service=Flaky())
     assert [r["error"] is None for r in rows] == [True, False, True]
     assert "pred_disposition" not in rows[1]  # an error is never an answer
     for key in ("model_id", "git_commit", "settings_hash", "latency_s", "config"):
         assert key in rows[0]
     n = len(calls)
-    again = run_triage_cases(settings, cases, out, progress=False, triager=Flaky())
+    again = run_triage_cases(settings, cases, out, progress=False, service=Flaky())
     assert len(calls) == n  # resumed: nothing re-run
     assert [r["id"] for r in again] == ["a", "b", "c"]
     m = score_triage(again)

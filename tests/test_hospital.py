@@ -98,7 +98,10 @@ def test_catalog_has_exactly_the_26_codes_with_bilingual_text() -> None:
         assert len(_CJK.findall(dept.treats_zh)) >= 30, code
         assert not re.search(r"[\u4e00-\u9fff] [\u4e00-\u9fff]", dept.treats_zh), code
         assert dept.sub_specialties, code
-        assert dept.neighbours and all(n in catalog for n in dept.neighbours), code
+        # every overflow neighbour exists and is never emergency-only (routine care must not
+        # consume ED capacity); PEDS and OPHTH have no clinically equivalent department
+        assert all(n in catalog and not catalog[n].emergency_only for n in dept.neighbours), code
+        assert bool(dept.neighbours) == (code not in ("PEDS", "OPHTH", "EMERG") or code == "EMERG"), code
     assert catalog["PEDS"].age_below_years == 14
     assert catalog["OBGYN"].sex == "female" and catalog["ANDRO"].sex == "male"
     assert "hearing loss" in catalog["ENT"].treats_en and "听力下降" in catalog["ENT"].treats_zh

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 
+from assistant.domain import Disposition
 from assistant.errors import DataError
 from assistant.triage.red_flags import (
     DEFAULT_RULES_PATH,
@@ -18,7 +18,6 @@ from assistant.triage.red_flags import (
     match_red_flags,
     normalize_text,
 )
-from assistant.triage.schemas import Disposition
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "eval" / "cases"
 
@@ -262,6 +261,7 @@ def test_smoke_set_is_a_subset() -> None:
 
 
 # --------------------------------------------------------------------------- robustness
+@pytest.mark.timeout(60)  # catastrophic backtracking guard; the speed figure: benchmarks/bench_red_flags.py
 @pytest.mark.parametrize("text", [
     "a" * 1_000_000,
     "胸" * 1_000_000,
@@ -269,19 +269,59 @@ def test_smoke_set_is_a_subset() -> None:
     "chest pain " * 90_000 + "sweating",
     ("I have a mild cough and no fever. " * 30_000)[:1_000_000],
     "(" * 500_000 + "没有" * 250_000,
+    ("chset crushng breathng swaeting qwxz " * 30_000)[:1_000_000],
+    "胸口" + "压" * 1_000_000 + "痛",
 ])
 def test_one_megabyte_input_completes(text: str) -> None:
-    start = time.perf_counter()
-    match_red_flags(text)
-    assert time.perf_counter() - start < 2.0
+    assert isinstance(match_red_flags(text), list)
 
 
-def test_typical_message_is_fast() -> None:
-    texts = [c["text"] for c in RF_CASES]
-    for text in texts[:20]:  # warm-up
-        match_red_flags(text)
-    start = time.perf_counter()
-    for text in texts:
-        match_red_flags(text)
-    per_message_ms = (time.perf_counter() - start) * 1000 / len(texts)
-    assert per_message_ms < 3.0, f"{per_message_ms:.2f} ms per message"
+@pytest.mark.timeout(120)
+def test_every_written_case_completes() -> None:
+    """All written messages run without error (speed: ``benchmarks/bench_red_flags.py``)."""
+    for case in RF_CASES + TRIAGE_CASES:
+        assert isinstance(match_red_flags(case["text"]), list)
+
+
+# --------------------------------------------------------------------------- context scope
+@pytest.mark.parametrize(("text", "rule"), [
+    # current-episode cues are not history (ConText: a cue governs only the phrase it attaches to)
+    ("previous night: worst headache of my life, came on suddenly", "RF_THUNDERCLAP_HEADACHE"),
+    ("unlike previous headaches - worst headache of my life", "RF_THUNDERCLAP_HEADACHE"),
+    ("worst headache of my life and a history of migraines", "RF_THUNDERCLAP_HEADACHE"),
+    ("I've had migraines before but this is the worst headache of my life", "RF_THUNDERCLAP_HEADACHE"),
+    ("this time it is the worst headache of my life, unlike my usual migraines", "RF_THUNDERCLAP_HEADACHE"),
+    ("the night before I had crushing chest pain and sweating", "RF_CHEST_PAIN_CARDIAC"),
+    ("和以前的头痛不一样，突然剧烈头痛", "RF_THUNDERCLAP_HEADACHE"),
+    ("从来没这么痛过的头疼，一下子就来了", "RF_THUNDERCLAP_HEADACHE"),
+    ("以前也头痛，这次是突然炸裂样的剧烈头痛", "RF_THUNDERCLAP_HEADACHE"),
+    ("she had a seizure years ago and now she is seizing again", "RF_SEIZURE"),
+    ("my son passed out and isnt waking up", "RF_UNCONSCIOUS"),
+    ("my dad is having a stroke", "RF_STROKE"),
+    ("我爸爸刚才中风了", "RF_STROKE"),
+])
+def test_history_cues_do_not_reach_the_current_episode(text: str, rule: str) -> None:
+    assert rule in _fired(text)
+
+
+@pytest.mark.parametrize("text", [
+    "my father had a stroke", "history of heart attack 5 years ago", "我爸爸中风过", "如何预防中风",
+    "no chest pain", "my friend overdosed years ago", "heart attacks run in my family",
+    "stroke runs in my family", "I had a stroke in 2015", "previously diagnosed with epilepsy",
+    "I had chest pain and sweating the previous week", "what are the symptoms of a heart attack",
+    "我妈妈十年前得过脑梗", "家族史：父亲心梗", "chest is not painful, just sweating after the gym",
+    "胸口不痛，出冷汗",
+])
+def test_history_family_hypothetical_and_negation_still_hold(text: str) -> None:
+    assert _fired(text) == set()
+
+
+def test_affirmed_spans_keep_normalize_text_offsets() -> None:
+    from assistant.triage.red_flags import affirmed_spans, is_affirmed
+
+    text = "No fever. Crushing CHEST pain now"
+    pattern = re.compile(r"chest pain")
+    spans = affirmed_spans(text, pattern)
+    assert [normalize_text(text)[s:e] for s, e in spans] == ["chest pain"]
+    assert not is_affirmed("no chest pain", pattern)
+    assert not is_affirmed("my father had chest pain", pattern)

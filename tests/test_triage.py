@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from assistant.triage.engine import patient_ref
-from assistant.triage.result import TriageResult
-from assistant.triage.schemas import DemandSignal, Disposition
+from assistant.domain import TriageResult
+from assistant.domain import DemandSignal, Disposition
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,7 +127,7 @@ def test_injection_cannot_hide_an_emergency(triager) -> None:  # noqa: ANN001
     assert r.safe_reply  # the injection itself is answered calmly
 
 
-def test_llm_lead_in_cannot_downgrade_or_diagnose(triager, settings) -> None:  # noqa: ANN001
+def test_llm_lead_in_cannot_downgrade_or_diagnose(triager, settings, scripted_model) -> None:  # noqa: ANN001
     from assistant.triage.safety import check_lead_in, write_lead_in
 
     emergency = triager.triage("crushing chest pain and sweating")
@@ -135,23 +135,34 @@ def test_llm_lead_in_cannot_downgrade_or_diagnose(triager, settings) -> None:  #
                  "Take some aspirin and rest.", "别担心，没事的。"):
         assert not check_lead_in(text, emergency)[0], text
 
-    class Reassuring:
-        model_id = "fake"
-
-        def generate(self, messages, **kw):  # noqa: ANN001, ANN003, ANN201
-            return "It's fine, no need to see a doctor."
-
-    assert write_lead_in(Reassuring(), "chest pain", emergency) is None
-    assert emergency.disposition.is_emergency
+    reassuring = scripted_model("It's fine, no need to see a doctor.")
+    assert write_lead_in(reassuring, "chest pain", emergency) is None
+    assert len(reassuring.calls) == 1 and emergency.disposition.is_emergency
+    kind = scripted_model("I'm sorry you are in pain; please follow the advice below.")
+    assert write_lead_in(kind, "chest pain", emergency) == "I'm sorry you are in pain; please follow the advice below."
 
 
 def test_real_model_lead_in_is_checked(settings, hospital_db, backend) -> None:  # noqa: ANN001
+    """The real 135M model's lead-in is kept exactly when its first sentence passes the checks."""
+    import re
+
     from assistant.triage.engine import Triager
     from assistant.triage.safety import check_lead_in
 
-    r = Triager(settings, backend=backend).triage("I have a sore throat for two days", age=30, lead_in=True)
-    assert r.lead_in is None or check_lead_in(r.lead_in, r)[0]
-    assert r.disposition is not None
+    calls: list[str] = []
+
+    class Recording:
+        model_id, device = backend.model_id, backend.device
+
+        def generate(self, messages, **kw):  # noqa: ANN001, ANN003, ANN201
+            calls.append(text := backend.generate(messages, **kw))
+            return text
+
+    r = Triager(settings, backend=Recording()).triage("I have a sore throat for two days", age=30, lead_in=True)
+    assert len(calls) == 1 and not r.disposition.is_emergency
+    first = re.split(r"(?<=[.!?。！？])\s*", calls[0].strip())[0][:200]
+    ok, _ = check_lead_in(first, r)
+    assert r.lead_in == (first if ok else None)
 
 
 def _cases(name: str) -> list[dict]:
@@ -197,18 +208,11 @@ def test_urgency_classifier_only_raises(settings) -> None:  # noqa: ANN001
     assert high is not None and low is not None and high > low
 
 
-class ScriptedBackend:
-    """A scripted chat backend (as simonw/llm's MockModel) for the second-opinion flow."""
+def _opinion(department: str, more_urgent: bool):  # noqa: ANN202
+    from conftest import ScriptedChatModel
 
-    model_id = "scripted"
-
-    def __init__(self, department: str, more_urgent: bool) -> None:
-        self.department, self.more_urgent = department, more_urgent
-
-    def generate(self, messages, *, schema=None, max_new_tokens=None):  # noqa: ANN001, ANN201
-        if schema is None:
-            return "I'm sorry you feel unwell."
-        return schema(department=self.department, more_urgent=self.more_urgent, reason="scripted")
+    return ScriptedChatModel(respond=lambda messages, schema: "I'm sorry you feel unwell." if schema is None
+                             else {"department": department, "more_urgent": more_urgent, "reason": "scripted"})
 
 
 def test_capable_llm_may_rerank_and_raise_but_never_lower(settings, hospital_db) -> None:  # noqa: ANN001
@@ -217,10 +221,10 @@ def test_capable_llm_may_rerank_and_raise_but_never_lower(settings, hospital_db)
     capable = settings.model_copy(update={"llm_capable": True})
     base = Triager(settings).triage("itchy rash on my arm for a week", age=30)
     second = base.departments[1].code
-    r = Triager(capable, backend=ScriptedBackend(second, True)).triage(
+    r = Triager(capable, backend=_opinion(second, True)).triage(
         "itchy rash on my arm for a week", age=30, lead_in=False)
     assert r.departments[0].code == second
     assert r.disposition is Disposition.CONSULTATION_24  # raised one level
-    em = Triager(capable, backend=ScriptedBackend("THORSURG", False)).triage(
+    em = Triager(capable, backend=_opinion("THORSURG", False)).triage(
         "crushing chest pain and sweating", lead_in=False)
     assert em.disposition.is_emergency and em.departments[0].code == "EMERG"

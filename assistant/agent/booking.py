@@ -21,32 +21,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from assistant.domain import BookingOutcome, DemandSignal, Disposition
+from assistant.kb import KnowledgeBase, default_kb
+from assistant.llm.base import ChatBackend
 from assistant.settings import Settings
-from assistant.triage.schemas import DemandSignal, Disposition
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 5
 MAX_CANDIDATES = 400
-
-
-class BookingOutcome(BaseModel):
-    """What the booking tool returns (JSON-serialisable, no patient text)."""
-
-    booked: bool
-    ref: str | None = None
-    signal_id: str
-    department: str | None = None
-    overflow: bool = False
-    doctor: dict[str, Any] | None = None
-    starts_at: Any = None
-    reason: str = ""
-    path: Literal["tool_call", "fallback"] = "fallback"
-
-
-def _neighbours() -> dict[str, list[str]]:
-    from assistant.hospital.catalog import load_catalog
-
-    return {code: list(d.neighbours) for code, d in load_catalog().items()}
 
 
 def slot_resource(slot: Any) -> Any:
@@ -59,28 +41,40 @@ def slot_resource(slot: Any) -> Any:
                     start=slot.starts_at, end=slot.ends_at, capacity=1)
 
 
-def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback") -> BookingOutcome:
+def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback",
+                kb: KnowledgeBase | None = None) -> BookingOutcome:
     """Book the best free clinic slot for ``signal`` (see module docstring).
 
     Args:
         factory: SQLAlchemy sessionmaker of the resource tables (``open_db``).
         signal: the demand signal from triage.
         path: which path invoked the tool, recorded in the outcome.
+        kb: knowledge base for the overflow table and the emergency-only policy
+            (default folder when None): a non-emergency signal is never booked into an
+            emergency-only department, its own or a neighbour.
 
     Returns:
         A :class:`BookingOutcome`; ``booked=False`` with a reason when no capacity fits.
     """
     from assistant.allocation import book_one
-    from assistant.hospital.bookings import BookingConflictError, create_booking
+    from assistant.hospital.bookings import BookingConflictError, create_booking, save_signal
     from assistant.hospital.db import write_session
     from assistant.hospital.queries import next_free_slots
 
-    neighbours = _neighbours()
+    kb = kb or default_kb()
+    neighbours = kb.neighbours
+    emergency = signal.disposition.is_emergency
+    if not kb.allows(signal.department, emergency=emergency):
+        log.info("booking refused signal=%s dept=%s: emergency-only", signal.id, signal.department)
+        return BookingOutcome(booked=False, signal_id=signal.id, path=path,  # type: ignore[arg-type]
+                              reason=f"{signal.department} accepts emergency dispositions only")
     excluded: set[int] = set()
     for _ in range(MAX_RETRIES):
         with write_session(factory) as session:
             slots = []
             for dept in [signal.department, *neighbours.get(signal.department, [])]:
+                if not kb.allows(dept, emergency=emergency):
+                    continue
                 slots += next_free_slots(session, dept, signal.earliest, signal.latest,
                                          limit=MAX_CANDIDATES, max_per_session=None)
             slots = [s for s in slots if s.slot_id not in excluded]
@@ -94,8 +88,6 @@ def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback") -
             chosen = result.assignments[0]
             slot = by_id[chosen.resource_id]
             try:
-                from assistant.agent.replan import save_signal
-
                 save_signal(session, signal)
                 booking = create_booking(session, signal_id=signal.id, patient_ref=signal.patient_ref,
                                          resource_kind="clinic_slot", resource_id=slot.slot_id)
@@ -128,7 +120,7 @@ def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict
     from langchain_core.tools import StructuredTool
     from pydantic import create_model
 
-    from assistant.hospital.catalog import DEPARTMENT_CODES
+    from assistant.kb.catalog import DEPARTMENT_CODES
     from assistant.llm.langchain_adapter import LocalChatModel
 
     # The argument domain is the real one: pending signal ids (here the new one) and the
@@ -161,13 +153,24 @@ def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict
     return valid, args
 
 
-def book_resources(factory: Any, signal: DemandSignal, *, backend: Any = None) -> BookingOutcome:
-    """Patient flow: model tool call when valid, else the deterministic fallback."""
+def book_resources(factory: Any, signal: DemandSignal, *, backend: ChatBackend | None = None,
+                   kb: KnowledgeBase | None = None) -> BookingOutcome:
+    """Patient flow: model tool call when valid, else the deterministic fallback.
+
+    Args:
+        factory: SQLAlchemy sessionmaker of the resource tables.
+        signal: the demand signal to book.
+        backend: chat model asked for the ``book_resources`` tool call (None: fallback).
+        kb: knowledge base (overflow table, emergency-only policy).
+
+    Returns:
+        The :class:`BookingOutcome`, with ``path`` saying which path booked.
+    """
     path = "fallback"
     if backend is not None:
         valid, _ = request_booking_call(backend, signal)
         path = "tool_call" if valid else "fallback"
-    return book_signal(factory, signal, path=path)
+    return book_signal(factory, signal, path=path, kb=kb)
 
 
 def make_booker(settings: Settings, *, backend: Any = None) -> Callable[[Any, str], dict[str, Any] | None]:

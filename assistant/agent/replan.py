@@ -12,55 +12,38 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, select
-
-from assistant.triage.schemas import DemandSignal
+from assistant.kb import KnowledgeBase, default_kb
 
 log = logging.getLogger(__name__)
-_META = MetaData()
-SIGNALS = Table(
-    "demand_signals", _META,
-    Column("id", String(64), primary_key=True),
-    Column("payload", Text, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-)
 
 
-def save_signal(session: Any, signal: DemandSignal) -> None:
-    """Store a demand signal (idempotent) in the caller's transaction."""
-    _META.create_all(session.connection(), checkfirst=True)
-    exists = session.execute(select(SIGNALS.c.id).where(SIGNALS.c.id == signal.id)).first()
-    if not exists:
-        session.execute(SIGNALS.insert().values(
-            id=signal.id, payload=signal.model_dump_json(), created_at=signal.created_at.replace(tzinfo=None)))
-
-
-def load_signals(session: Any, ids: list[str]) -> dict[str, DemandSignal]:
-    """Signals by id (missing ids are left out)."""
-    _META.create_all(session.connection(), checkfirst=True)
-    rows = session.execute(select(SIGNALS.c.id, SIGNALS.c.payload).where(SIGNALS.c.id.in_(ids)))
-    return {i: DemandSignal.model_validate_json(p) for i, p in rows}
-
-
-def reoptimise(factory: Any, *, horizon_days: int = 14, now: datetime | None = None) -> dict[str, Any]:
+def reoptimise(factory: Any, *, horizon_days: int = 14, now: datetime | None = None,
+               kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """Re-plan every tentative clinic booking with the LP (see module docstring).
 
     Args:
         factory: sessionmaker of the resource tables.
         horizon_days: free slots up to this many days ahead are candidates.
         now: the clock (UTC), for tests.
+        kb: knowledge base for the overflow table (default folder when None).
 
     Returns:
         ``{"status", "served", "moved", "unmet": [{"signal_id", "reason"}], "binding": [str]}``.
     """
-    from assistant.agent.booking import _neighbours, slot_resource
+    from assistant.agent.booking import slot_resource
     from assistant.allocation import allocate
-    from assistant.hospital.bookings import active_bookings, create_booking, set_booking_status
+    from assistant.hospital.bookings import (
+        active_bookings,
+        create_booking,
+        load_signals,
+        set_booking_status,
+    )
     from assistant.hospital.db import write_session
     from assistant.hospital.queries import next_free_slots
 
     now = now or datetime.now(timezone.utc)
-    neighbours = _neighbours()
+    kb = kb or default_kb()
+    neighbours = kb.neighbours
     with write_session(factory) as session:
         tentative = [b for b in active_bookings(session)
                      if b.status == "tentative" and b.resource_kind == "clinic_slot"]
@@ -79,7 +62,8 @@ def reoptimise(factory: Any, *, horizon_days: int = 14, now: datetime | None = N
             for s in next_free_slots(session, dept, now, now + timedelta(days=horizon_days),
                                      limit=5000, max_per_session=None):
                 slots[f"slot:{s.slot_id}"] = s
-        resources = [slot_resource(s) for s in slots.values()]
+        resources = [slot_resource(s) for s in slots.values()
+                     if kb.allows(s.department, emergency=True)]
         result = allocate(list(signals.values()), resources, now=now, neighbours=neighbours)
         moved = 0
         for a in result.assignments:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from assistant.kb import KnowledgeBase, default_kb
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,34 +29,6 @@ BED_TYPES = {
     "paediatric": ["paediatric bed", "pediatric bed", "儿童床"],
     "maternity": ["maternity", "产科床", "产房"],
     "isolation": ["isolation", "隔离"],
-}
-ALIASES = {
-    "CARDIO": ["cardiology", "cardiac", "heart", "心内", "心血管"],
-    "NEURO": ["neurology", "neuro ", "神经内"],
-    "PEDS": ["paediatric", "pediatric", "children", "儿科"],
-    "RESP": ["respiratory", "pulmonary", "呼吸"],
-    "GASTRO": ["gastro", "消化"],
-    "ORTHO": ["orthopaedic", "orthopedic", "骨科"],
-    "OBGYN": ["obstetric", "gynaecolog", "gynecolog", "妇产"],
-    "EMERG": ["emergency", "急诊"],
-    "DERM": ["dermatolog", "skin", "皮肤"],
-    "ENT": ["ent ", " ent", "ear nose", "耳鼻"],
-    "OPHTH": ["ophthalm", "eye", "眼科"],
-    "ONCO": ["oncology", "cancer", "肿瘤"],
-    "PSYCH": ["psychiatr", "mental health", "精神", "心理"],
-    "GENMED": ["general medicine", "全科", "普通内科"],
-    "GENSURG": ["general surgery", "普外", "普通外科"],
-    "HEPATO": ["hepatolog", "liver", "肝病"],
-    "ENDO": ["endocrin", "diabetes", "内分泌"],
-    "NEPHRO": ["nephrolog", "kidney", "肾内"],
-    "UROL": ["urolog", "泌尿"],
-    "DENT": ["dental", "dentist", "口腔", "牙科"],
-    "INFECT": ["infectious", "感染"],
-    "HEMAT": ["haematolog", "hematolog", "血液"],
-    "RHEUM": ["rheumatolog", "风湿"],
-    "NEUROSURG": ["neurosurg", "神经外"],
-    "THORSURG": ["thoracic", "胸外"],
-    "ANDRO": ["androlog", "男科"],
 }
 INTENT_WORDS = [
     ("demand_queue", ["queue", "waiting list", "demand", "排队", "等待", "需求队列"]),
@@ -74,15 +47,16 @@ class ToolChoice(BaseModel):
     path: str = "keyword"
 
 
-def _department(text: str) -> str | None:
-    from assistant.hospital.catalog import load_catalog
-
+def _department(text: str, kb: KnowledgeBase | None = None) -> str | None:
+    """Department code named in a staff question: its code, Chinese name or an alias
+    (``aliases`` in ``knowledge_base/departments.yaml``)."""
+    catalog = (kb or default_kb()).catalog
     low = f" {text.lower()} "
-    for code, dept in load_catalog().items():
+    for code, dept in catalog.items():
         if re.search(rf"\b{code.lower()}\b", low) and code not in ("ENT",) or dept.name_zh in text:
             return code
-    for code, words in ALIASES.items():
-        if any(w in low for w in words):
+    for code, dept in catalog.items():
+        if any(w in low for w in dept.aliases):
             return code
     return None
 
@@ -315,7 +289,7 @@ def _model_choice(backend: Any, question: str) -> ToolChoice | None:
 
     from assistant.llm.langchain_adapter import LocalChatModel
 
-    Dept = Literal[tuple(ALIASES)]  # type: ignore[valid-type]
+    Dept = Literal[tuple(default_kb().catalog)]  # type: ignore[valid-type]
 
     @tool
     def bed_status(department: Dept | None = None,

@@ -23,7 +23,7 @@ from assistant.allocation.models import (
     AllocationWeights,
     Resource,
 )
-from assistant.triage.schemas import DemandSignal
+from assistant.domain import DemandSignal
 
 
 def book_one(

@@ -20,7 +20,7 @@ from assistant.allocation.models import (
     AllocationResult,
     Resource,
 )
-from assistant.triage.schemas import DemandSignal
+from assistant.domain import DemandSignal
 
 
 def is_compatible(
@@ -29,8 +29,12 @@ def is_compatible(
     *,
     now: datetime,
     neighbours: Mapping[str, Sequence[str]] | None = None,
+    shared: Sequence[str] | None = None,
 ) -> tuple[bool, bool]:
     """Whether ``resource`` can serve ``signal``, and whether that would be overflow.
+
+    ``neighbours``: overflow table; ``shared``: shared-service departments (both default
+    to none).
 
     Returns:
         ``(compatible, overflow)``.
@@ -44,7 +48,8 @@ def is_compatible(
         return False, False
     if not (max(signal.earliest, now) <= resource.start <= signal.latest):
         return False, False
-    if resource.department == signal.department or resource.department in DEFAULT_SHARED:
+    if resource.department == signal.department or resource.department in (
+            DEFAULT_SHARED if shared is None else shared):
         return True, False
     if resource.department in nb.get(signal.department, ()):
         return True, True
@@ -73,6 +78,7 @@ def compatibility_violations(
     *,
     now: datetime,
     neighbours: Mapping[str, Sequence[str]] | None = None,
+    shared: Sequence[str] | None = None,
 ) -> list[str]:
     """Assignments that break type, department/overflow or time-window compatibility."""
     sig = {s.id: s for s in signals}
@@ -80,7 +86,7 @@ def compatibility_violations(
     problems = []
     for a in result.assignments:
         ok, over = is_compatible(
-            sig[a.signal_id], res[a.resource_id], now=now, neighbours=neighbours
+            sig[a.signal_id], res[a.resource_id], now=now, neighbours=neighbours, shared=shared
         )
         if not ok:
             problems.append(f"{a.signal_id} -> {a.resource_id}: not compatible")
@@ -165,15 +171,19 @@ def overflow_violations(
     resources: Sequence[Resource],
     *,
     now: datetime,
+    shared: Sequence[str] | None = None,
 ) -> list[str]:
-    """Overflow assignments made while an own-department compatible resource had room."""
+    """Overflow assignments made while an own-department compatible resource had room.
+
+    ``shared``: shared-service departments counted as the signal's own (default none).
+    """
     sig = {s.id: s for s in signals}
     arr = _arrays(resources, result)
     problems = []
     for a in result.assignments:
         if a.overflow:
             s = sig[a.signal_id]
-            own = [s.department, *DEFAULT_SHARED]
+            own = [s.department, *(DEFAULT_SHARED if shared is None else shared)]
             room = _compatible_mask(s, arr, own, now) & (arr["spare"] > 0)
             if room.any():
                 problems.append(

@@ -30,8 +30,8 @@ from assistant.allocation.models import (
     Assignment,
     Resource,
 )
+from assistant.domain import BedType, DemandSignal, Disposition, Modality
 from assistant.errors import InputError
-from assistant.triage.schemas import BedType, DemandSignal, Disposition, Modality
 
 KINDS: tuple[str, ...] = ("clinic_slot", "bed", "imaging")
 SUBTYPES: tuple[str | None, ...] = (None, *get_args(BedType), *get_args(Modality))

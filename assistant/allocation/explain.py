@@ -27,7 +27,7 @@ from assistant.allocation.models import (
     UnmetSignal,
     kind_noun,
 )
-from assistant.triage.schemas import Disposition
+from assistant.domain import Disposition
 
 _DISPOSITIONS = list(Disposition)
 DUAL_TOL = 1e-7

@@ -30,7 +30,7 @@ from assistant.allocation.models import (
     AllocationWeights,
     Resource,
 )
-from assistant.triage.schemas import DemandSignal
+from assistant.domain import DemandSignal
 
 
 def greedy_take(

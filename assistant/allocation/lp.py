@@ -58,7 +58,7 @@ from assistant.allocation.models import (
     AllocationWeights,
     Resource,
 )
-from assistant.triage.schemas import DemandSignal, Disposition
+from assistant.domain import DemandSignal, Disposition
 
 _INF = highspy.kHighsInf
 

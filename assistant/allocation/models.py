@@ -1,6 +1,6 @@
 """Inputs, weights and results of the capacity allocator.
 
-The allocator matches :class:`~assistant.triage.schemas.DemandSignal` (one patient's
+The allocator matches :class:`~assistant.domain.DemandSignal` (one patient's
 need) to :class:`Resource` (a bookable block of capacity: a clinic session, free beds
 of one type, an imaging block). Everything here is plain in-memory data; the hospital
 database layer converts its rows into :class:`Resource` objects.
@@ -16,41 +16,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from assistant.triage.schemas import BedType, Disposition, Modality, ResourceType
+from assistant.domain import BedType, Disposition, Modality, ResourceType
 
 INTEGRALITY_TOL = 1e-6
 """An LP value within this distance of 0 or 1 counts as integral."""
 
-DEFAULT_NEIGHBOURS: dict[str, list[str]] = {
-    # Medical specialties overflow to general (internal) medicine.
-    "CARDIO": ["GENMED"],
-    "RESP": ["GENMED"],
-    "GASTRO": ["GENMED"],
-    "NEURO": ["GENMED"],
-    "ENDO": ["GENMED"],
-    "NEPHRO": ["GENMED"],
-    "RHEUM": ["GENMED"],
-    "HAEM": ["GENMED"],
-    "INFECT": ["GENMED"],
-    "GERI": ["GENMED"],
-    "PEDS": ["GENMED"],
-    # Surgical specialties overflow to general surgery.
-    "ORTHO": ["GENSURG"],
-    "URO": ["GENSURG"],
-    "VASC": ["GENSURG"],
-    # EMERG, GENMED, GENSURG, OBGYN, PSYCH, DERM, ENT, OPHTH: no overflow by default.
-}
-"""Overflow table: patients of a key department may be seen by the listed departments.
-
-Placeholder until the department catalog (``assistant/hospital``) provides it. The
-relation is directed: CARDIO patients may use GENMED capacity, not the reverse.
-"""
+DEFAULT_NEIGHBOURS: dict[str, list[str]] = {}
+"""Default overflow table: none. Callers pass the catalog's table
+(:attr:`assistant.kb.KnowledgeBase.neighbours`), which never names an emergency-only
+department. The relation is directed: CARDIO patients may use GENMED capacity, not the
+reverse."""
 
 
-DEFAULT_SHARED: tuple[str, ...] = ("RADIOL",)
-"""Shared-service departments: their resources serve signals of every department as
-if they were the signal's own (no overflow penalty), e.g. a hospital-wide radiology
-department's CT/MRI/ultrasound blocks requested by NEURO or ORTHO."""
+DEFAULT_SHARED: tuple[str, ...] = ()
+"""Default shared-service departments: none. A hospital-wide service (e.g. radiology)
+whose resources serve signals of every department as if they were the signal's own
+(no overflow penalty) is passed as ``shared``."""
 
 
 class Resource(BaseModel):

@@ -15,22 +15,16 @@ split (never trained on), with departments from ``knowledge_base/routing_labels.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import DataError
+from assistant.triage.dev_data import AVPU, KTAS_DISPOSITION, KTAS_URGENCY3, ktas_cases  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "eval" / "cases"
-KTAS_DISPOSITION = {"1": "emergency_ambulance", "2": "emergency", "3": "consultation_24",
-                    "4": "consultation", "5": "self_care"}
-KTAS_URGENCY3 = {"1": "em", "2": "em", "3": "ne", "4": "ne", "5": "sc"}
-AVPU = {"1": "alert", "2": "verbal", "3": "pain", "4": "unresponsive"}
-
-
 def read_cases(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL case file; a malformed line raises :class:`DataError` naming file and line."""
     cases = []
@@ -46,32 +40,6 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
                 raise DataError(f"{path}:{n}: a case needs 'id' and 'text'")
             cases.append(case)
     return cases
-
-
-def _vital(value: str) -> str | None:
-    value = (value or "").strip()
-    return value if value and value not in ("??", "#BOÞ!") and value.replace(".", "").isdigit() else None
-
-
-def ktas_cases(shared: Path) -> Iterator[dict[str, Any]]:
-    """KTAS dev records as triage cases (mapping in the module docstring)."""
-    path = shared / "ktas" / "ktas_dev.csv"
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for i, row in enumerate(csv.DictReader(fh)):
-            level = row["KTAS_expert"].strip()
-            if level not in KTAS_DISPOSITION:
-                continue
-            sex = {"1": "F", "2": "M"}.get(row["Sex"].strip())
-            parts = [row["Chief_complain"].strip() + "."]
-            vitals = {"SBP": _vital(row["SBP"]), "HR": _vital(row["HR"]), "RR": _vital(row["RR"]),
-                      "BT": _vital(row["BT"]), "SpO2": _vital(row["Saturation"])}
-            parts += [f"{k} {v}" for k, v in vitals.items() if v]
-            if AVPU.get(row["Mental"].strip(), "alert") != "alert":
-                parts.append(f"mental: {AVPU[row['Mental'].strip()]}")
-            age = int(row["Age"]) if row["Age"].strip().isdigit() else None
-            yield {"id": f"ktas-{i:04d}", "text": " ".join(parts), "lang": "en", "age": age, "sex": sex,
-                   "gold_disposition": KTAS_DISPOSITION[level], "gold_urgency3": KTAS_URGENCY3[level],
-                   "gold_departments": [], "source": "ktas_dev (Moon et al. 2019, CC BY 4.0)"}
 
 
 def routing_cases(shared: Path) -> Iterator[dict[str, Any]]:
@@ -95,10 +63,10 @@ def suite_cases(shared: Path) -> dict[str, list[dict[str, Any]]]:
         ],
     }
     if (shared / "ktas" / "ktas_dev.csv").is_file():
-        from assistant.triage.routing import _is_validation
+        from assistant.triage.routing import is_validation
 
         sets["ktas_dev"] = list(ktas_cases(shared))
         # the urgency classifier trains on the other 70 %: this is its honest figure
-        sets["ktas_dev_val"] = [c for c in sets["ktas_dev"] if _is_validation(c["text"])]
+        sets["ktas_dev_val"] = [c for c in sets["ktas_dev"] if is_validation(c["text"])]
     sets["routing_dev"] = list(routing_cases(shared))
     return sets

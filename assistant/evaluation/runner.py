@@ -40,7 +40,7 @@ def _done(path: Path, config: str) -> dict[str, dict[str, Any]]:
 
 
 def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: Path, *,
-                     lead_in: bool = False, progress: bool = True, triager: Any = None) -> list[dict[str, Any]]:
+                     lead_in: bool = False, progress: bool = True, service: Any = None) -> list[dict[str, Any]]:
     """Triage every case (resuming), append rows to ``out_file``, return all rows.
 
     Args:
@@ -49,20 +49,19 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
         out_file: JSONL results file (appended).
         lead_in: include the LLM lead-in (slower; measures its latency).
         progress: show a tqdm bar.
-        triager: reuse a :class:`Triager` (built from settings if None).
+        service: reuse a :class:`~assistant.service.TriageService` (built from settings
+            if None, with the chat model when ``lead_in``).
+
+    Every case is one turn of a fresh session through the same service the CLI and the
+    web UI use (no booking: eval must not consume capacity).
     """
     from tqdm import tqdm
 
-    from assistant.triage.engine import Triager
+    from assistant.service import PatientProfile, PatientSession, TriageService
 
-    if triager is None:
-        backend = None
-        if lead_in:
-            from assistant.llm import get_backend
-
-            backend = get_backend(settings)
-        triager = Triager(settings, backend=backend)
-    model_id = getattr(triager.backend, "model_id", None) or "none (rules + classifier)"
+    if service is None:
+        service = TriageService.from_settings(settings, with_model=lead_in)
+    model_id = getattr(service.backend, "model_id", None) or "none (rules + classifier)"
     commit = git_commit()
     config = f"{settings.fingerprint()}:{commit}:{'lead' if lead_in else 'nolead'}"
     done = _done(out_file, config)
@@ -82,9 +81,11 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
             }
             t0 = time.perf_counter()
             try:
-                r = triager.triage(case["text"], age=case.get("age"), sex=case.get("sex"),
-                                   pregnant=case.get("pregnant"), lang=case.get("lang"),
-                                   session_id=f"eval-{case['id']}", lead_in=lead_in)
+                profile = PatientProfile(age=case.get("age"), sex=case.get("sex"),
+                                         pregnant=case.get("pregnant"), language=case.get("lang"))
+                turn = service.turn(PatientSession(session_id=f"eval-{case['id']}"), case["text"], profile,
+                                    book=False, lead_in=lead_in)
+                r = turn.result
                 row.update(pred_disposition=r.disposition.value, pred_urgency3=r.disposition.urgency3,
                            pred_departments=[d.code for d in r.departments],
                            red_flags=[f.rule_id for f in r.red_flags], confidence=r.confidence,

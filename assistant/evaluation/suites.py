@@ -37,20 +37,15 @@ def triage_suite(settings: Settings, out: Path, *, cases_file: str | None, limit
     from rich.console import Console
     from rich.table import Table
 
-    from assistant.triage.engine import Triager
+    from assistant.service import TriageService
 
     sets = {Path(cases_file).stem: read_cases(Path(cases_file))} if cases_file else suite_cases(settings.shared_data_dir)
-    backend = None
-    if lead_in:
-        from assistant.llm import get_backend
-
-        backend = get_backend(settings)
-    triager = Triager(settings, backend=backend)
+    service = TriageService.from_settings(settings, with_model=lead_in)
     results = {}
     for name, cases in sets.items():
         cases = cases[:limit] if limit else cases
         t0 = time.perf_counter()
-        rows = run_triage_cases(settings, cases, out / f"triage_{name}.jsonl", lead_in=lead_in, triager=triager)
+        rows = run_triage_cases(settings, cases, out / f"triage_{name}.jsonl", lead_in=lead_in, service=service)
         wall = time.perf_counter() - t0
         results[name] = {"metrics": score_triage(rows), "latency": latency_stats(rows),
                          "plots": plots(name, rows, out), "wall_s": wall}
@@ -101,6 +96,7 @@ def booking_paths(settings: Settings, *, limit: int | None, use_model: bool = Tr
     from assistant.agent.booking import book_resources
     from assistant.hospital.db import open_db
     from assistant.hospital.demo import build_demo_hospital
+    from assistant.service import PatientProfile, PatientSession, TriageService
     from assistant.triage.engine import Triager
 
     backend = None
@@ -113,12 +109,14 @@ def booking_paths(settings: Settings, *, limit: int | None, use_model: bool = Tr
         db = Path(tmp) / "h.sqlite"
         build_demo_hospital(db, seed=7)
         factory = open_db(db, create=False)
-        triager = Triager(settings, hospital=factory, retriever=None)
+        service = TriageService(settings, hospital=factory,
+                                triager=Triager(settings, hospital=factory, retriever=None))
         paths = {"tool_call": 0, "fallback": 0}
         booked = 0
         for case in cases:
-            r = triager.triage(case["text"], age=case.get("age"), lang=case.get("lang"), lead_in=False)
-            out = book_resources(factory, r.demand_signal, backend=backend)
+            r = service.turn(PatientSession(), case["text"], PatientProfile(age=case.get("age"), language=case.get("lang")),
+                             book=False, lead_in=False).result
+            out = book_resources(factory, r.demand_signal, backend=backend, kb=service.kb)
             paths[out.path] += 1
             booked += out.booked
     n = len(cases)

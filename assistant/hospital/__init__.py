@@ -15,13 +15,6 @@ from assistant.hospital.bookings import (
     create_booking,
     set_booking_status,
 )
-from assistant.hospital.catalog import (
-    DEPARTMENT_CODES,
-    Department,
-    SubSpecialty,
-    load_catalog,
-    resolve_sub_specialty,
-)
 from assistant.hospital.csv_import import ImportReport, import_csv_dir
 from assistant.hospital.db import (
     BedCensus,
@@ -45,6 +38,13 @@ from assistant.hospital.db import (
 )
 from assistant.hospital.demo import DemoSummary, build_demo_hospital
 from assistant.hospital.documents import hospital_documents
+from assistant.kb.catalog import (
+    DEPARTMENT_CODES,
+    Department,
+    SubSpecialty,
+    load_catalog,
+    resolve_sub_specialty,
+)
 
 __all__ = [
     "DEPARTMENT_CODES",

@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from assistant.domain import DemandSignal, ResourceType
 from assistant.errors import AssistantError, DataError
 from assistant.hospital.models import Booking, ClinicSlot, ImagingSlot, Ward, utcnow
-from assistant.triage.schemas import ResourceType
 
 BookingStatus = Literal["tentative", "confirmed", "cancelled"]
 
@@ -136,3 +136,26 @@ def active_bookings(session: Session, signal_id: str | None = None) -> list[Book
     if signal_id is not None:
         stmt = stmt.where(Booking.signal_id == signal_id)
     return list(session.scalars(stmt))
+
+
+def save_signal(session: Session, signal: DemandSignal) -> None:
+    """Store a demand signal (idempotent) in the caller's transaction."""
+    from assistant.hospital.models import DemandSignalRow
+
+    DemandSignalRow.__table__.create(session.connection(), checkfirst=True)
+    if session.get(DemandSignalRow, signal.id) is None:
+        session.add(DemandSignalRow(id=signal.id, payload=signal.model_dump_json(),
+                                    created_at=signal.created_at))
+        session.flush()
+
+
+def load_signals(session: Session, ids: list[str]) -> dict[str, DemandSignal]:
+    """Stored demand signals by id (missing ids are left out)."""
+    from sqlalchemy import select
+
+    from assistant.hospital.models import DemandSignalRow
+
+    DemandSignalRow.__table__.create(session.connection(), checkfirst=True)
+    rows = session.execute(select(DemandSignalRow.id, DemandSignalRow.payload)
+                           .where(DemandSignalRow.id.in_(ids)))
+    return {i: DemandSignal.model_validate_json(p) for i, p in rows}

@@ -34,7 +34,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.errors import DataError
-from assistant.hospital.catalog import Department, load_catalog
 from assistant.hospital.db import (
     get_meta,
     hospital_timezone,
@@ -57,6 +56,7 @@ from assistant.hospital.models import (
     Ward,
     utcnow,
 )
+from assistant.kb.catalog import Department, load_catalog
 
 FILE_ORDER = (
     "departments.csv",

@@ -16,14 +16,12 @@ The read queries live in :mod:`assistant.hospital.queries` and are re-exported h
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,7 +71,7 @@ __all__ = [
 #: How long a connection waits for another process's write lock (ms).
 BUSY_TIMEOUT_MS = 10_000
 #: Hospital timezone when the database does not record one.
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+from assistant.hospital.meta import DEFAULT_TIMEZONE, hospital_timezone, zone  # noqa: E402, F401
 
 
 def open_engine(path: str | Path) -> Engine:
@@ -204,26 +202,3 @@ def set_meta(session: Session, key: str, value: str) -> None:
         session.add(HospitalMeta(key=key, value=value))
     else:
         row.value = value
-
-
-def hospital_timezone(session: Session) -> ZoneInfo:
-    """The hospital's local timezone (``hospital_meta.timezone``, default Asia/Shanghai).
-
-    Raises:
-        DataError: the recorded name is not an IANA timezone.
-    """
-    name = session.execute(
-        select(HospitalMeta.value).where(HospitalMeta.key == "timezone")
-    ).scalar_one_or_none()
-    return zone(name or DEFAULT_TIMEZONE)
-
-
-@functools.lru_cache(maxsize=16)
-def zone(name: str) -> ZoneInfo:
-    """``ZoneInfo(name)``; raises :class:`DataError` for an unknown name."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DataError(
-            f"unknown timezone '{name}' (expected an IANA name like Asia/Shanghai)"
-        ) from None

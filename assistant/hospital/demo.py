@@ -20,7 +20,6 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from assistant.hospital import demo_data as data
-from assistant.hospital.catalog import Department, load_catalog
 from assistant.hospital.db import DEFAULT_TIMEZONE, open_db, set_meta, write_session, zone
 from assistant.hospital.models import (
     SCHEMA_VERSION,
@@ -35,6 +34,7 @@ from assistant.hospital.models import (
     Service,
     Ward,
 )
+from assistant.kb.catalog import Department, load_catalog
 
 _TITLE_BOOKING_FACTOR = {"chief": 1.1, "associate_chief": 1.05, "attending": 1.0, "resident": 0.85}
 _TITLE_EN_PROBABILITY = {"chief": 0.4, "associate_chief": 0.35, "attending": 0.25, "resident": 0.2}

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assistant.hospital.catalog import Department, load_catalog
 from assistant.hospital.db import hospital_timezone
 from assistant.hospital.models import (
     DOCTOR_TITLES,
@@ -20,6 +19,7 @@ from assistant.hospital.models import (
     DoctorSubSpecialty,
     Service,
 )
+from assistant.kb.catalog import Department, load_catalog
 
 _WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")

@@ -290,6 +290,16 @@ class Service(Base):
     modality: Mapped[str | None] = mapped_column(String(12), default=None)
 
 
+class DemandSignalRow(Base):
+    """A booked demand signal, stored as its JSON (no patient text: pseudonymous ref and codes)."""
+
+    __tablename__ = "demand_signals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Booking(Base):
     """A hold on one unit of one resource for one demand signal.
 

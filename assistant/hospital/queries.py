@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from assistant.hospital.catalog import load_catalog
+from assistant.domain import BedType, Modality
 from assistant.hospital.models import (
     DOCTOR_TITLES,
     Booking,
@@ -37,7 +37,7 @@ from assistant.hospital.results import (
     FreeSlot,
     WardCensus,
 )
-from assistant.triage.schemas import BedType, Modality
+from assistant.kb.catalog import load_catalog
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -409,7 +409,7 @@ def clinic_availability(
 
 
 def _local_zone(session: Session) -> ZoneInfo:
-    from assistant.hospital.db import hospital_timezone  # local import: db imports us
+    from assistant.hospital.meta import hospital_timezone
 
     return hospital_timezone(session)
 

@@ -12,17 +12,13 @@ BM25 cache key, so changing this module rebuilds the cached indexes.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from functools import lru_cache
 
 TOKENIZER_VERSION = "1"
 
 _CJK_RUN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-_JIEBA_LOCK = threading.Lock()
-_JIEBA_READY = False
 
 EN_STOPWORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been
@@ -74,16 +70,9 @@ def _stem(word: str) -> str:
 
 
 def _jieba():  # type: ignore[no-untyped-def]
-    global _JIEBA_READY
-    import jieba
+    from assistant.text import jieba
 
-    if not _JIEBA_READY:
-        with _JIEBA_LOCK:
-            if not _JIEBA_READY:
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _JIEBA_READY = True
-    return jieba
+    return jieba()
 
 
 def tokenize(text: str) -> list[str]:

@@ -60,24 +60,33 @@ class ChatBackend(Protocol):
         ...
 
 
+_BUILTIN: dict[str, str] = {"transformers": "assistant.llm.transformers_backend:load_backend"}
+"""Backend name -> ``"module:factory"``; the module is imported only when the backend is used."""
 _REGISTRY: dict[str, Callable[[Settings], ChatBackend]] = {}
 _LOADED: dict[tuple[str, str], ChatBackend] = {}
 
 
-def register_backend(name: str) -> Callable[[Callable[[Settings], ChatBackend]], Callable[[Settings], ChatBackend]]:
-    """Class/func decorator registering a backend factory under ``name``."""
-
-    def decorator(factory: Callable[[Settings], ChatBackend]) -> Callable[[Settings], ChatBackend]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+def register_backend(name: str, factory: Callable[[Settings], ChatBackend]) -> None:
+    """Register a backend factory under ``name`` (for plug-ins and tests)."""
+    _REGISTRY[name] = factory
 
 
 def available_backends() -> list[str]:
     """Names accepted by ``Settings.llm_backend``."""
-    _import_builtin_backends()
-    return sorted(_REGISTRY)
+    return sorted({*_BUILTIN, *_REGISTRY})
+
+
+def _factory(name: str) -> Callable[[Settings], ChatBackend]:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name not in _BUILTIN:
+        raise ConfigError(f"unknown llm_backend '{name}'; choose one of {available_backends()}")
+    import importlib
+
+    module, attr = _BUILTIN[name].split(":")
+    factory = getattr(importlib.import_module(module), attr)
+    _REGISTRY[name] = factory
+    return factory
 
 
 def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
@@ -91,11 +100,7 @@ def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
         ConfigError: unknown backend name.
         ModelNotFoundError: the model files are missing (the message says what to install).
     """
-    _import_builtin_backends()
-    if settings.llm_backend not in _REGISTRY:
-        raise ConfigError(
-            f"unknown llm_backend '{settings.llm_backend}'; choose one of {available_backends()}"
-        )
+    factory = _factory(settings.llm_backend)
     key = (
         settings.llm_backend,
         repr((settings.llm_model, settings.llm_gguf_file, settings.device, settings.num_threads,
@@ -104,11 +109,7 @@ def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
     )
     if reuse and key in _LOADED:
         return _LOADED[key]
-    backend = _REGISTRY[settings.llm_backend](settings)
+    backend = factory(settings)
     if reuse:
         _LOADED[key] = backend
     return backend
-
-
-def _import_builtin_backends() -> None:
-    from assistant.llm import transformers_backend  # noqa: F401  (registers itself)

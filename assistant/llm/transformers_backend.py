@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from assistant.errors import GenerationError
-from assistant.llm.base import Message, register_backend
+from assistant.llm.base import Message
 from assistant.llm.loading import load_model_and_tokenizer
 from assistant.llm.structured import GrammarCache
 from assistant.settings import Settings
@@ -140,6 +140,6 @@ class TransformersBackend:
             raise GenerationError(f"generation failed: {errors[0]}") from errors[0]
 
 
-@register_backend("transformers")
-def _factory(settings: Settings) -> TransformersBackend:
+def load_backend(settings: Settings) -> TransformersBackend:
+    """The ``transformers`` backend factory (see :data:`assistant.llm.base._BUILTIN`)."""
     return TransformersBackend(settings)

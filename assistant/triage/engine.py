@@ -7,7 +7,7 @@ Every clinical decision here is deterministic and explainable:
 3. urgency rules place everything else (``urgency.py``);
 4. routing fuses the trained classifier, catalog retrieval and age/sex rules;
 5. doctors come from the resource tables (a free slot inside the disposition window);
-6. a :class:`~assistant.triage.schemas.DemandSignal` is emitted for allocation.
+6. a :class:`~assistant.domain.DemandSignal` is emitted for allocation.
 
 The LLM only writes an optional lead-in sentence, which is checked and dropped if it
 downgrades urgency or claims a diagnosis (``safety.py``).
@@ -22,28 +22,33 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from assistant.settings import Settings
-from assistant.triage.interview import follow_up_questions
-from assistant.triage.result import (
+from assistant.domain import (
     Citation,
+    ComplaintCodeRef,
+    RiskEstimate,
+    DemandSignal,
     DepartmentScore,
+    Disposition,
     DoctorSuggestion,
     RedFlagRef,
     TriageResult,
 )
+from assistant.kb import KnowledgeBase, default_kb
+from assistant.llm.base import ChatBackend
+from assistant.settings import Settings
+from assistant.text import answer_language, is_cjk, normalise, tokenize
+from assistant.triage.interview import follow_up_questions
 from assistant.triage.routing import load_router, probabilities
-from assistant.triage.schemas import DemandSignal, Disposition
-from assistant.triage.text import detect_language, normalise, tokenize
 from assistant.triage.urgency import assess_urgency
 
 log = logging.getLogger(__name__)
 
-# Departments that a child should see directly rather than PEDS (issue rule: organ
-# specialties that are clearly better for children: eye, ENT, dental, surgical).
-CHILD_DIRECT = {"OPHTH", "ENT", "DENT", "GENSURG", "ORTHO", "NEUROSURG", "THORSURG", "UROL", "EMERG", "PSYCH"}
-PEDS_AGE_LIMIT = 14  # China: paediatrics sees children under 14 (卫健委 儿科诊疗范围)
-MALE_GENITAL = re.compile(r"penis|testic|scrotum|erect|ejaculat|prostat|阴茎|睾丸|阴囊|勃起|早泄|前列腺|阳痿")
 W_CLASSIFIER, W_RETRIEVAL = 0.7, 0.3
+RED_FLAG_WINDOW = 20_000
+"""Red flags scan the whole message in overlapping windows of this many characters."""
+RED_FLAG_OVERLAP = 400
+MAX_RED_FLAG_SCAN = 4_000_000
+"""Characters of one complaint that red flags read at most (about 4 MB of text)."""
 
 
 def patient_ref(session_id: str) -> str:
@@ -63,27 +68,27 @@ class Triager:
             ``settings.resolved_hospital_db`` if it exists).
     """
 
-    def __init__(self, settings: Settings, *, backend: Any = None, retriever: Any = None,
+    def __init__(self, settings: Settings, *, kb: KnowledgeBase | None = None,
+                 backend: ChatBackend | None = None, retriever: Any = None,
                  hospital: Any = None) -> None:
         self.settings = settings
+        self.kb = kb if kb is not None else default_kb(settings.resolved_knowledge_base_dir)
         self.backend = backend
         self.retriever = retriever if retriever is not None else _open_retriever(settings)
-        self.hospital = hospital if hospital is not None else _open_hospital(settings)
-        from assistant.hospital.catalog import load_catalog
-
-        self.catalog = load_catalog()
+        self.hospital = hospital if hospital is not None else open_hospital(settings)
+        self.catalog = self.kb.catalog
 
     @cached_property
     def router(self) -> Any:
         """The fitted department router (trained or loaded once per Triager)."""
-        return load_router(self.settings)
+        return load_router(self.settings, self.kb)
 
     @cached_property
-    def urgency_model(self) -> Any:
-        """The raise-only urgency classifier, or None without the KTAS dev file."""
-        from assistant.triage.urgency_model import load_urgency_model
+    def acuity(self) -> Any:
+        """The acuity model learned from real ED triage (``knowledge_base/models/acuity``)."""
+        from assistant.triage.acuity import load_acuity_model
 
-        return load_urgency_model(self.settings)
+        return load_acuity_model(self.kb.path("models/acuity/model.npz"))
 
     # ------------------------------------------------------------------------------
     def triage(
@@ -114,21 +119,32 @@ class Triager:
             A :class:`TriageResult`. Never raises for bad input: empty, binary or
             injected text gets ``safe_reply`` and the most cautious routing.
         """
-        from assistant.triage.red_flags import match_red_flags
         from assistant.triage.screening import screen_input
 
         now = now or datetime.now(timezone.utc)
+        notes: list[str] = []
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8", errors="replace")
+        text = text if isinstance(text, str) else str(text or "")
         screen = screen_input(text)
         clean = screen.text
         language = lang or (screen.language if screen.language in ("en", "zh") else None) \
-            or detect_language(clean, self.settings.default_language)
+            or answer_language(clean, self.settings.default_language)
         if language not in ("en", "zh"):
             language = self.settings.default_language
         issues = [str(i) for i in screen.issues]
         if sex is not None:
             sex = sex.upper()[:1] if sex.upper()[:1] in ("F", "M") else None
+        coding = self._code(clean)
+        if coding is not None:  # a clinician's vignette says who the patient is
+            if age is None and coding.age_years is not None:
+                age = coding.age_years
+                notes.append("age_from_text")
+            if sex is None and coding.sex is not None:
+                sex = coding.sex
+                notes.append("sex_from_text")
 
-        hits = match_red_flags(clean, age_years=age, sex=sex, pregnant=pregnant) if clean else []
+        hits = scan_red_flags(text, clean, age_years=age, sex=sex, pregnant=pregnant)
         red_flags = [
             RedFlagRef(
                 rule_id=h.rule_id, name_en=h.name_en, name_zh=h.name_zh,
@@ -146,28 +162,45 @@ class Triager:
                        advice_en="Go to the emergency department now.", advice_zh="请立即前往急诊。")
             for v in vital_red_flags(clean)
         ]
+        if screen.has("too_long"):
+            notes.append("text_truncated")
         safe_reply = None
         if screen.blocked and not red_flags:
             safe_reply = screen.safe_reply(language)
             return TriageResult(
                 language=language, disposition=Disposition.CONSULTATION, confidence=0.0,
                 input_issues=issues, safe_reply=safe_reply,
-                notes=["input could not be triaged; patient asked to rephrase or see staff"],
+                notes=[*notes, "input could not be triaged; patient asked to rephrase or see staff"],
             )
 
-        # urgency: red flags first, never lowered by anything after
-        urgency = assess_urgency(clean, age_years=age, pregnant=pregnant)
+        # urgency: the most urgent of the rules (the floor) and the learned acuity model;
+        # red flags and NEWS2 come last and nothing after them lowers the result
+        urgency = assess_urgency(clean, age_years=age, pregnant=pregnant, kb=self.kb)
         disposition = urgency.disposition
-        if not disposition.is_emergency and disposition.rank > Disposition.CONSULTATION_24.rank:
-            from assistant.triage.urgency_model import RAISE_AT, probability
-
-            p_em = probability(self.urgency_model, clean)
-            if p_em is not None and p_em >= RAISE_AT:
-                disposition = Disposition.CONSULTATION_24
-                urgency.rule_ids.append("UCLS_KTAS")
+        reasons_en = [f"rule {_rule_words(r)}" for r in urgency.rule_ids]
+        reasons_zh = [f"规则：{_rule_words(r)}" for r in urgency.rule_ids]
+        risk, model_disposition, model_reasons = self._acuity(coding, age=age, sex=sex)
+        if model_disposition is not None and model_disposition.rank < disposition.rank:
+            disposition = model_disposition
+            urgency.rule_ids.append("ACUITY_MODEL")
+        if model_disposition is not None:
+            reasons_en += model_reasons
+            reasons_zh += [_zh_reason(r) for r in model_reasons]
         if red_flags:
             disposition = min((r.disposition for r in red_flags), key=lambda d: d.rank)
             disposition = min(disposition, Disposition.EMERGENCY, key=lambda d: d.rank)
+            reasons_en = [f"warning sign: {r.name_en}" for r in red_flags] + reasons_en
+            reasons_zh = [f"危险信号：{r.name_zh}" for r in red_flags] + reasons_zh
+        vulnerable = (age is not None and (age < 0.25 or age >= 75)) or bool(pregnant)
+        if vulnerable and disposition is Disposition.SELF_CARE:
+            disposition = Disposition.CONSULTATION  # NICE CG160 / NHS 111: never self-care
+            urgency.rule_ids.append("UMOD_VULNERABLE")
+        codes = [] if coding is None else [
+            ComplaintCodeRef(code=c.code, label_en=c.label_en, label_zh=c.label_zh, evidence=c.evidence[:200])
+            for c in coding.codes]
+        if codes:
+            reasons_en.insert(0, "complaint: " + "; ".join(c.label_en for c in codes[:4]))
+            reasons_zh.insert(0, "主诉：" + "；".join(c.label_zh or c.label_en for c in codes[:4]))
 
         departments = self._route(clean, age=age, sex=sex, pregnant=pregnant,
                                   emergency=disposition.is_emergency)
@@ -180,8 +213,13 @@ class Triager:
         doctors = self._doctors(top, clean, disposition, language, now)
         questions = follow_up_questions(
             clean, language=language, age_years=age, sex=sex, pregnant=pregnant,
-            asked=asked, red_flag=bool(red_flags),
+            asked=asked, red_flag=bool(red_flags), kb=self.kb,
         )
+        if not red_flags and risk is not None and coding is not None:
+            extra = self._discriminating_question(coding, risk, age=age, sex=sex, language=language,
+                                                  asked=asked, text=clean)
+            if extra is not None and extra[0] not in {i for i, _ in questions}:
+                questions = [extra, *questions][:3]
         citations = self._citations(clean)
         signal = DemandSignal.from_disposition(
             patient_ref=patient_ref(session_id), department=top, disposition=disposition,
@@ -196,7 +234,8 @@ class Triager:
             urgency_rules=urgency.rule_ids, departments=departments, doctors=doctors,
             follow_up_questions=[q for _, q in questions], follow_up_ids=[i for i, _ in questions],
             citations=citations, demand_signal=signal, confidence=confidence,
-            input_issues=issues, safe_reply=safe_reply,
+            input_issues=issues, safe_reply=safe_reply, notes=notes,
+            complaint_codes=codes, risk=risk, reasons_en=reasons_en, reasons_zh=reasons_zh,
         )
         use_llm = self.settings.llm_lead_in if lead_in is None else lead_in
         if use_llm and self.backend is not None and not safe_reply:
@@ -206,6 +245,81 @@ class Triager:
         log.info("triage ref=%s disposition=%s dept=%s flags=%s", signal.patient_ref,
                  disposition.value, top, [r.rule_id for r in red_flags])
         return result
+
+    # -- complaint codes and learned acuity ------------------------------------------
+    def _code(self, text: str) -> Any:
+        """The complaint coding of ``text`` (None for empty text or a coder fault)."""
+        if not text.strip():
+            return None
+        from assistant.triage.complaints import code_complaint
+
+        try:
+            return code_complaint(text)
+        except Exception as exc:  # noqa: BLE001 - the rules and red flags still decide
+            log.error("complaint coding failed: %s", type(exc).__name__)
+            return None
+
+    def _acuity(self, coding: Any, *, age: float | None, sex: str | None
+                ) -> tuple[RiskEstimate | None, Disposition | None, list[str]]:
+        """Calibrated risks and the model's disposition (None when the model cannot run)."""
+        if coding is None or not coding.codes:
+            return None, None, []
+        try:
+            model = self.acuity
+            risk = model.predict(coding, age_years=age, sex=sex, vitals=coding.vitals or None)
+            decision = model.decide(risk)
+        except Exception as exc:  # noqa: BLE001 - the rules and red flags still decide
+            log.error("acuity model failed: %s", type(exc).__name__)
+            return None, None, []
+        estimate = RiskEstimate(p_emergency=risk.p_emergency, p_critical=risk.p_critical,
+                                p_admit=risk.p_admit, with_vitals=risk.with_vitals,
+                                model_version=str(model.metadata.get("version", "")))
+        return estimate, decision.disposition, list(decision.reasons)
+
+    def _discriminating_question(self, coding: Any, risk: RiskEstimate, *, age: float | None,
+                                 sex: str | None, language: str, asked: frozenset[str] | set[str],
+                                 text: str) -> tuple[str, str] | None:
+        """The one question that best separates emergency from not, when the risk is near
+        the model's emergency threshold (``discriminators`` in ``interview.yaml``).
+
+        For each candidate whose answer is not in the text yet, the model is re-run with the
+        question's complaint codes added (the "yes" answer); the question whose "yes" raises
+        the emergency risk most is chosen, provided that it would cross the threshold. This
+        is the one-step look-ahead of expected information gain with the decision as the
+        target (a "no" leaves the risk where it is).
+
+        Returns:
+            ``(question_id, question)`` or None (risk not near the threshold, or no question
+            would change the decision).
+        """
+        from assistant.triage.complaints import CodedComplaint
+
+        conf = self.kb.yaml("interview.yaml").get("discriminators")
+        if not conf:
+            return None
+        model = self.acuity
+        thresholds = model.thresholds["vitals" if risk.with_vitals else "no_vitals"]
+        t_em = thresholds["t_emergency"]
+        if not (float(conf.get("near", 0.6)) * t_em <= risk.p_emergency < t_em):
+            return None
+        low = normalise(text)
+        have = coding.code_set if hasattr(coding, "code_set") else {c.code for c in coding.codes}
+        best: tuple[float, tuple[str, str]] | None = None
+        for q in conf.get("questions", []):
+            if q["id"] in asked or any(w in low for w in q.get("answered", [])):
+                continue
+            new = [c for c in q["codes"] if c not in have]
+            if not new:
+                continue
+            added = coding.model_copy(update={"codes": [*coding.codes, *(
+                CodedComplaint(code=c, label_en=c, evidence="", score=1.0) for c in new)]})
+            try:
+                p_yes = model.predict(added, age_years=age, sex=sex, vitals=coding.vitals or None).p_emergency
+            except Exception:  # noqa: BLE001 - a question is optional
+                continue
+            if p_yes >= t_em and (best is None or p_yes > best[0]):
+                best = (p_yes, (q["id"], q[language]))
+        return None if best is None else best[1]
 
     # -- routing ----------------------------------------------------------------------
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
@@ -219,15 +333,18 @@ class Triager:
                 fused[code] = fused.get(code, 0.0) + W_RETRIEVAL / (1 + rank)
         reasons: dict[str, tuple[str, str]] = {}
         ranked = sorted(fused, key=lambda c: -fused[c])
-        if age is not None and age < PEDS_AGE_LIMIT and ranked[0] not in CHILD_DIRECT:
-            fused["PEDS"] = fused[ranked[0]] + 0.05
-            reasons["PEDS"] = (f"patient is under {PEDS_AGE_LIMIT}", f"患者未满{PEDS_AGE_LIMIT}岁")
+        policy, limit = self.kb.routing, self.kb.paediatric_age_limit
+        if age is not None and limit is not None and age < limit and ranked[0] not in self.kb.child_direct:
+            fused[policy.paediatrics] = fused[ranked[0]] + 0.05
+            reasons[policy.paediatrics] = (f"patient is under {limit}", f"患者未满{limit}岁")
         if pregnant:
-            fused["OBGYN"] = max(fused.values()) + 0.05
-            reasons["OBGYN"] = ("pregnancy", "孕期")
-        if sex == "M" and MALE_GENITAL.search(normalise(text)):
-            fused["ANDRO"] = max(fused.values()) + 0.05
-            reasons["ANDRO"] = ("male genital symptoms", "男性生殖系统症状")
+            fused[policy.pregnancy] = max(fused.values()) + 0.05
+            reasons[policy.pregnancy] = ("pregnancy", "孕期")
+        low = normalise(text)
+        for rule in policy.sex_specific:
+            if sex == rule.sex and rule.regex.search(low):
+                fused[rule.department] = max(fused.values()) + 0.05
+                reasons[rule.department] = (rule.reason_en, rule.reason_zh)
         if emergency:
             fused["EMERG"] = max(fused.values()) + 0.1
             reasons["EMERG"] = ("red flag or emergency urgency", "存在危险信号，需急诊处理")
@@ -312,6 +429,57 @@ class Triager:
         ]
 
 
+def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | None,
+                   pregnant: bool | None) -> list[Any]:
+    """Red flags of a whole complaint, however long.
+
+    Screening passes at most a few thousand characters on (the newest text); red flags
+    still read everything: the cleaned text, then the raw text in overlapping windows
+    of :data:`RED_FLAG_WINDOW` characters (up to :data:`MAX_RED_FLAG_SCAN`), so an
+    emergency sentence is found wherever it sits in a long chat.
+
+    Returns:
+        :class:`~assistant.triage.red_flags.RedFlagHit` list, one per rule, most urgent first.
+    """
+    from assistant.triage.red_flags import match_red_flags
+
+    kw = {"age_years": age_years, "sex": sex, "pregnant": pregnant}
+    hits = {h.rule_id: h for h in (match_red_flags(clean, **kw) if clean else [])}
+    if len(raw) > len(clean):
+        body = raw[-MAX_RED_FLAG_SCAN:]
+        step = RED_FLAG_WINDOW - RED_FLAG_OVERLAP
+        for start in range(0, max(1, len(body) - RED_FLAG_OVERLAP), step):
+            for hit in match_red_flags(body[start:start + RED_FLAG_WINDOW], **kw):
+                hits.setdefault(hit.rule_id, hit)
+    return sorted(hits.values(), key=lambda h: h.disposition.rank)
+
+
+def _rule_words(rule_id: str) -> str:
+    """``UE_ACUTE_CHEST_PAIN`` -> ``acute chest pain``."""
+    return rule_id.split("_", 1)[-1].replace("_", " ").lower()
+
+
+_ZH_REASON = [
+    (re.compile(r"critical-care risk (\d+)%"), r"重症风险\1%"),
+    (re.compile(r"emergency-level triage risk (\d+)%"), r"急诊级别风险\1%"),
+    (re.compile(r"emergency-level risk (\d+)%"), r"急诊级别风险\1%"),
+    (re.compile(r"admission risk (\d+)%"), r"住院风险\1%"),
+    (re.compile(r"low "), ""),
+    (re.compile(r"see a doctor within 24 h"), "建议24小时内就医"),
+    (re.compile(r"book a clinic visit"), "建议门诊就诊"),
+    (re.compile(r"\bage (\d+(?:\.\d+)?)"), r"年龄\1岁"),
+    (re.compile(r"complaint: "), "主诉："),
+    (re.compile(r" and "), "，"),
+]
+
+
+def _zh_reason(text: str) -> str:
+    """A Chinese rendering of an acuity reason (numbers and vital signs kept as they are)."""
+    for pattern, repl in _ZH_REASON:
+        text = pattern.sub(repl, text)
+    return text
+
+
 _STOP = {"and", "the", "for", "with", "that", "this", "have", "has", "are", "was", "but", "not", "you",
          "your", "from", "when", "all", "any", "can", "its", "also", "such", "other", "like", "after"}
 
@@ -319,7 +487,9 @@ _STOP = {"and", "the", "for", "with", "that", "this", "have", "has", "are", "was
 def _matched_terms(text: str, dept: Any) -> tuple[str, str]:
     words = {w for w in tokenize(text)
              if (len(w) > 2 and w not in _STOP) or (re.match(r"[\u4e00-\u9fff]", w) and len(w) > 1)}
-    treats = set(tokenize(dept.treats_en)) | set(tokenize(dept.treats_zh))
+    treats = set(tokenize(dept.treats_en))
+    if any(is_cjk(c) for c in text):  # Chinese words only match Chinese text (no jieba otherwise)
+        treats |= set(tokenize(dept.treats_zh))
     common = sorted(words & treats, key=len, reverse=True)[:3]
     if common:
         return (f"{dept.name_en} treats: {', '.join(common)}", f"{dept.name_zh}诊治：{'、'.join(common)}")
@@ -338,7 +508,8 @@ def _open_retriever(settings: Settings) -> Any:
         return None
 
 
-def _open_hospital(settings: Settings) -> Any:
+def open_hospital(settings: Settings) -> Any:
+    """SQLAlchemy sessionmaker of the resource tables, or None when the file does not exist."""
     path = settings.resolved_hospital_db
     if not path.is_file():
         return None

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
-from assistant.triage.text import normalise
+from assistant.kb import KnowledgeBase, default_kb
+from assistant.text import normalise
 from assistant.triage.urgency import has_duration, has_severity
 
 MAX_QUESTIONS = 3
-
-
-@lru_cache(maxsize=2)
-def _load(path: Path | None = None) -> dict[str, Any]:
-    return yaml.safe_load((path or KB_DIR / "interview.yaml").read_text(encoding="utf-8"))
 
 
 def _any(words: list[str], text: str) -> bool:
@@ -34,6 +24,7 @@ def follow_up_questions(
     pregnant: bool | None,
     asked: set[str] | frozenset[str] = frozenset(),
     red_flag: bool = False,
+    kb: KnowledgeBase | None = None,
 ) -> list[tuple[str, str]]:
     """Up to 3 ``(question_id, question)`` pairs, most dangerous first.
 
@@ -49,7 +40,7 @@ def follow_up_questions(
     """
     if red_flag:
         return []
-    data = _load()
+    data = (kb or default_kb()).yaml("interview.yaml")
     low = normalise(text)
     out: list[tuple[str, str]] = []
     female_childbearing = (sex == "F") and (age_years is None or 12 <= age_years <= 50) and pregnant is None

@@ -1,4 +1,9 @@
-"""Per-process and on-disk (joblib) cache for the small trained text classifiers."""
+"""Per-process and on-disk cache of the small fitted text classifiers.
+
+A classifier is fitted with scikit-learn once (seconds, and the import alone takes
+seconds on 2 cores), exported to plain arrays (:mod:`assistant.triage.linear_text`) and
+loaded from them afterwards in milliseconds, without importing scikit-learn.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from assistant.triage.linear_text import LinearTextModel, export
+
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
 
 
-def load_or_train(path: Path, train: Callable[[], Any]) -> Any:
-    """Return the model cached at ``path`` (the file name is its cache key), else train and save it.
+def load_or_train(path: Path, train: Callable[[], Any]) -> LinearTextModel | None:
+    """The model cached at ``path`` (``.npz``; the file name is its cache key), else train,
+    export and save it. ``train`` returns a fitted scikit-learn pipeline or None (no data).
 
-    An unreadable cache file is retrained; the file is written atomically.
+    An unreadable cache file is retrained; files are written atomically.
     """
-    import joblib
-
     key = str(path)
     with _LOCK:
         if key in _MODELS:
@@ -27,15 +33,13 @@ def load_or_train(path: Path, train: Callable[[], Any]) -> Any:
         model = None
         if path.is_file():
             try:
-                model = joblib.load(path)
-            except Exception as exc:  # noqa: BLE001 - a bad cache is retrained
-                log.warning("model cache %s unreadable (%s); retraining", path.name, exc)
+                model = LinearTextModel.load(path)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("model cache %s unreadable (%s); retraining", path.name, type(exc).__name__)
         if model is None:
-            model = train()
-            if model is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                joblib.dump(model, tmp)
-                tmp.replace(path)
+            fitted = train()
+            if fitted is not None:
+                model = export(fitted)
+                model.save(path)
         _MODELS[key] = model
         return model

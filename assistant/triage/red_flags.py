@@ -15,8 +15,24 @@ Matching is context-aware so that ordinary phrasing does not over- or under-fire
   J Biomed Inform 2009;42:839-51): "my father had a stroke", "history of heart attack",
   "我爸爸中风过", "如何预防中风" do not describe the patient now, unless the same clause
   has a current-time cue ("now", "again", "is having", "现在", "刚才");
+* a ConText trigger governs only the phrase it attaches to: mentions in its own clause
+  (clauses also end at " - " dashes and ellipses) within ``context.window`` tokens, in
+  its direction ("history of [X]" looks forward, "[X] runs in the family" backward);
+  current-episode phrases ("previous night", "unlike previous headaches", "the night
+  before", "和以前不一样", "从来没这么痛过") are pseudo-triggers, and "this time" /
+  "这次" are current-time cues;
 * a caregiver describing the patient ("my baby has a fever of 39") is the patient's
   own current state and fires.
+
+Rules match the canonical form of the text (:func:`canonical_text`), which tolerates
+variants as a class rather than one phrase at a time: English inside Chinese gets spaces
+around it ("我chest很痛"), separators inside a phrase are dropped ("chest/pain",
+"胸 / 口痛"), and English typos one edit from a key word of the lexicon are corrected
+("chset", "crushng", "breathng"; non-word errors only: common English words listed in
+``fuzzy.protect`` are never changed). Chinese patterns allow a bounded gap between body
+site and complaint (``%ZGAP%``: "胸口[压榨样]疼痛"), which never crosses punctuation or a
+negation character. :func:`affirmed_spans` keeps working on :func:`normalize_text`
+output, so its offsets stay those of ``normalize_text(text)``.
 
 All patterns use bounded quantifiers only and at most :data:`MAX_SCAN_CHARS` characters
 are examined, so matching is linear in the input and a 1 MB message cannot hang it.
@@ -25,6 +41,7 @@ are examined, so matching is linear in the input and a 1 MB message cannot hang 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import re
 import unicodedata
@@ -34,10 +51,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from assistant.domain import Disposition
 from assistant.errors import DataError
-from assistant.triage.schemas import Disposition
+from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
 
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "knowledge_base" / "red_flags.yaml"
+DEFAULT_RULES_PATH = KNOWLEDGE_BASE_DIR / "red_flags.yaml"
 MAX_SCAN_CHARS = 20_000
 """Only the first this-many characters of a message are examined (screening already
 truncates patient input to 4,000 characters; this cap bounds the worst case)."""
@@ -48,6 +66,7 @@ _CLAUSE_BREAK = re.compile(
     r"[,;!?。，；！？\n]|\.(?!\d)|\b(?:but|however|although|though|except|whereas)\b|但是|但|可是|然而|却"
     r"|\band (?=(?:i|im|ive|id|my|he|hes|she|shes|they|theyre|now|then|it|its|his|her|there|theres)\b)"
     r"|(?=然后|结果|接着|而且|并且)"
+    r"| [-\u2013\u2014~]{1,3} |\u2014{1,2}|\u2026{1,3}|\.{2,3}"  # dashes and ellipses between phrases
 )
 _SENTENCE_BREAK = re.compile(r"[;!?。！？；\n]|\.(?!\d)")
 _QUOTES = re.compile(r"[\u2018\u2019\u201b\u2032`\u00b4]")
@@ -172,8 +191,29 @@ class _Cue(BaseModel):
     max_tokens: int = Field(ge=0, le=20)
 
 
+class _ScopedCue(BaseModel):
+    """A ConText trigger with its direction and window (Harkema et al. 2009, section 2.2).
+
+    ``direction``: ``forward`` governs mentions after the cue ("history of X"),
+    ``backward`` mentions before it ("X ... runs in the family"), ``both`` either side.
+    ``max_tokens``: the most tokens between cue and mention (None: the list's default).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str
+    direction: Literal["forward", "backward", "both"] = "both"
+    max_tokens: int | None = Field(default=None, ge=0, le=40)
+
+
 class ContextLexicon(BaseModel):
-    """Trigger lists of the NegEx / ConText context analysis (``context:`` in the YAML)."""
+    """Trigger lists of the NegEx / ConText context analysis (``context:`` in the YAML).
+
+    ``history`` / ``family`` / ``hypothetical`` entries are a pattern (bidirectional) or a
+    mapping ``{pattern, direction, max_tokens}``; a trigger governs a mention only inside
+    its own clause and within ``window[list]`` tokens of it (ConText scopes a trigger to
+    the phrase it attaches to, not to the whole sentence).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -181,28 +221,63 @@ class ContextLexicon(BaseModel):
     negation_post: list[_Cue]
     history_post: list[_Cue]
     pseudo: list[str]  # trigger lists: a match anywhere in the clause counts
-    history: list[str]
-    family: list[str]
-    hypothetical: list[str]
+    history: list[str | _ScopedCue]
+    family: list[str | _ScopedCue]
+    hypothetical: list[str | _ScopedCue]
     current: list[str]
+    window: dict[Literal["history", "family", "hypothetical"], int] = Field(
+        default_factory=lambda: {"history": 8, "family": 10, "hypothetical": 14})
     _compiled: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         for name in ("negation_pre", "negation_post", "history_post"):
             cues: list[_Cue] = getattr(self, name)
             self._compiled[name] = [(re.compile(c.pattern), c.max_tokens) for c in cues]
-        for name in ("pseudo", "history", "family", "hypothetical", "current"):
+        for name in ("pseudo", "current"):
             # compiled one by one: a pattern may use a back-reference (\1)
             self._compiled[name] = [re.compile(p) for p in getattr(self, name)]
+        for name in ("history", "family", "hypothetical"):
+            default = self.window.get(name, 10)  # type: ignore[call-overload]
+            scoped = [c if isinstance(c, _ScopedCue) else _ScopedCue(pattern=c)
+                      for c in getattr(self, name)]
+            self._compiled[name] = [
+                (re.compile(c.pattern), c.direction, default if c.max_tokens is None else c.max_tokens)
+                for c in scoped]
 
     def compiled(self, name: str) -> list[Any]:
-        """Compiled triggers of one list (``(regex, max_tokens)`` pairs for cue lists)."""
+        """Compiled triggers of one list (``(regex, max_tokens)`` pairs for cue lists,
+        ``(regex, direction, max_tokens)`` for history / family / hypothetical)."""
         return self._compiled[name]
 
 
-class _KnowledgeBase(BaseModel):
+class FuzzyLexicon(BaseModel):
+    """Typo tolerance for English key words (``fuzzy:`` in the YAML).
+
+    Attributes:
+        min_length: tokens shorter than this are never corrected.
+        protect: real English words that are one edit away from a key word and must never
+            be "corrected" into it ("sweet" is not "sweat", "strike" is not "stroke").
+        extra_words: key words to correct towards that the patterns spell only as stems.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_length: int = Field(default=4, ge=3, le=8)
+    protect: list[str] = Field(default_factory=list)
+    extra_words: list[str] = Field(default_factory=list)
+
+    @field_validator("protect", "extra_words", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # a long word list may be written as one folded string of space-separated words
+        return value.split() if isinstance(value, str) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class _KnowledgeBase:
     rules: list[RedFlagRule]
     context: ContextLexicon
+    speller: _Speller | None = None
 
 
 # --------------------------------------------------------------------------- loading
@@ -234,12 +309,16 @@ def _load_kb(path: str | Path | None) -> _KnowledgeBase:
 @functools.lru_cache(maxsize=8)
 def _load_kb_cached(path: str, mtime: float) -> _KnowledgeBase:  # mtime: part of the cache key
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = read_yaml(Path(path))
     except (OSError, yaml.YAMLError) as exc:
         raise DataError(f"{path}: cannot read red-flag rules: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("rules"), list):
         raise DataError(f"{path}: expected a mapping with a 'rules' list")
-    lexicon = raw.get("lexicon") or {}
+    macros = raw.get("macros") or {}
+    try:
+        lexicon = _apply_macros(raw.get("lexicon") or {}, macros)
+    except KeyError as exc:
+        raise DataError(f"{path}: lexicon: {exc}") from exc
     context_raw = raw.get("context")
     if context_raw is None and Path(path) != DEFAULT_RULES_PATH.resolve():
         context = _load_kb(None).context
@@ -253,14 +332,42 @@ def _load_kb_cached(path: str, mtime: float) -> _KnowledgeBase:  # mtime: part o
     for index, item in enumerate(raw["rules"]):
         rule_id = item.get("id", f"#{index}") if isinstance(item, dict) else f"#{index}"
         try:
-            rule = RedFlagRule.model_validate(_expand_rule(item, lexicon))
+            rule = RedFlagRule.model_validate(_expand_rule(_apply_macros(item, macros), lexicon))
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: rule {rule_id}: {exc}") from exc
         if rule.id in seen:
             raise DataError(f"{path}: duplicate rule id {rule.id}")
         seen.add(rule.id)
         rules.append(rule)
-    return _KnowledgeBase(rules=rules, context=context)
+    fuzzy_raw = raw.get("fuzzy")
+    if fuzzy_raw is None and Path(path) != DEFAULT_RULES_PATH.resolve():
+        fuzzy = _load_kb(None).speller.config if _load_kb(None).speller else FuzzyLexicon()
+    else:
+        try:
+            fuzzy = FuzzyLexicon.model_validate(fuzzy_raw or {})
+        except ValidationError as exc:
+            raise DataError(f"{path}: invalid 'fuzzy' section: {exc}") from exc
+    return _KnowledgeBase(rules=rules, context=context,
+                          speller=_Speller.build(rules, context, fuzzy))
+
+
+_MACRO = re.compile(r"%([A-Z][A-Z0-9_]{1,30})%")
+
+
+def _apply_macros(item: Any, macros: dict[str, str]) -> Any:
+    """Replace ``%NAME%`` in every string of ``item`` by ``macros[NAME]`` (a bounded regex
+    fragment such as the Chinese gap ``%ZGAP%``); unknown names raise KeyError."""
+    if isinstance(item, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in macros:
+                raise KeyError(f"unknown macro %{m.group(1)}%")
+            return str(macros[m.group(1)])
+        return _MACRO.sub(sub, item)
+    if isinstance(item, list):
+        return [_apply_macros(x, macros) for x in item]
+    if isinstance(item, dict):
+        return {k: _apply_macros(v, macros) for k, v in item.items()}
+    return item
 
 
 def _expand_patterns(items: Any, lexicon: dict[str, Any], stack: tuple[str, ...] = ()) -> list[str]:
@@ -307,6 +414,207 @@ def _expand_rule(item: Any, lexicon: dict[str, Any]) -> dict[str, Any]:
     if isinstance(rule.get("age"), dict) and rule["age"].get("terms") is not None:
         rule["age"] = {**rule["age"], "terms": _expand_group(rule["age"]["terms"], lexicon)}
     return rule
+
+
+# --------------------------------------------------------------------------- typos
+try:  # C implementation of the optimal-string-alignment distance when installed
+    from rapidfuzz.distance import OSA as _RF_OSA
+except ImportError:  # pragma: no cover - exercised only without rapidfuzz
+    _RF_OSA = None
+
+
+def _osa(a: str, b: str) -> int:
+    """Optimal string alignment distance (Levenshtein plus adjacent transposition)."""
+    if _RF_OSA is not None:
+        return int(_RF_OSA.distance(a, b))
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+_ESCAPE = re.compile(r"\\w\{\d{1,2},(\d{1,2})\}|\\[a-zA-Z]")
+_RUN = re.compile(r"(?<![a-z\\])([a-z]{3,})(?![a-z])(\x01\d{1,2}|\?)?")
+
+
+def _key_words(patterns: list[str]) -> tuple[set[str], dict[str, int]]:
+    """Whole English words and word stems that a list of patterns spells out literally.
+
+    ``"\\bchest (?:pain|pains)"`` gives ``chest, pain, pains``; ``"sweat\\w{0,4}"`` gives
+    the stem ``sweat`` with up to 4 more letters; ``"hurts?"`` gives ``hurt, hurts``.
+    Fragments glued to a character class or group (``recogni[sz]e``) are skipped.
+    """
+    words: set[str] = set()
+    stems: dict[str, int] = {}
+    for pattern in patterns:
+        src = _ESCAPE.sub(lambda m: "\x01" + m.group(1) if m.group(1) else " ", pattern)
+        for m in _RUN.finditer(src):
+            run, tail = m.group(1), m.group(2)
+            before = src[m.start() - 1] if m.start() else " "
+            after = src[m.end():m.end() + 1]
+            if before not in " |(:=!\x01>" or after in ("[", "("):
+                continue
+            if tail and tail.startswith("\x01"):
+                stems[run] = max(stems.get(run, 0), int(tail[1:]))
+            elif tail == "?":
+                words.update((run, run[:-1]))
+            else:
+                words.add(run)
+    return {w for w in words if len(w) >= 3}, stems
+
+
+class _Speller:
+    """Corrects English tokens one edit (OSA: insert, delete, substitute, swap two
+    neighbours) away from a key word of the lexicon: "chset" -> "chest", "crushng" ->
+    "crushing", "breathng" -> "breathing", "swaeting" -> "sweating".
+
+    Non-word error correction restricted to the rule vocabulary (the symmetric-delete
+    candidate lookup of Garbe's SymSpell, verified by the OSA distance): a token is
+    left alone when it is a key word, a context cue word, a protected real English
+    word (``fuzzy.protect``) or shorter than ``fuzzy.min_length``; four-letter key words
+    accept only a swap or a doubled letter ("pian", "painn"). Ties go to the candidate
+    closest in length, then alphabetically, so the result is deterministic.
+    """
+
+    def __init__(self, words: set[str], stems: dict[str, int], protect: set[str],
+                 config: FuzzyLexicon) -> None:
+        self.config = config
+        self.words = words
+        self.stems = stems
+        self.protect = protect | words
+        self._index: dict[str, set[str]] = {}
+        for word in words:
+            if len(word) >= 4:
+                for key in _deletes(word) | {word}:
+                    self._index.setdefault(key, set()).add(word)
+        self._stem_index: dict[str, set[str]] = {}
+        for stem in stems:
+            if len(stem) >= 4:
+                for key in _deletes(stem) | {stem}:
+                    self._stem_index.setdefault(key, set()).add(stem)
+        self._cache: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, rules: list[RedFlagRule], context: ContextLexicon,
+              config: FuzzyLexicon) -> _Speller:
+        patterns: list[str] = []
+        for rule in rules:
+            groups = [g for c in rule.match for g in (*c.all_of, *c.none_of)]
+            groups += [g for g in (rule.pregnancy, rule.age.terms if rule.age else None) if g]
+            patterns += [p for g in groups for p in g.patterns]
+        words, stems = _key_words(patterns)
+        words |= set(config.extra_words)
+        cue_patterns = [c.pattern for name in ("negation_pre", "negation_post", "history_post")
+                        for c in getattr(context, name)]
+        cue_patterns += list(context.pseudo) + list(context.current)
+        cue_patterns += [c if isinstance(c, str) else c.pattern
+                         for name in ("history", "family", "hypothetical")
+                         for c in getattr(context, name)]
+        cue_words, cue_stems = _key_words(cue_patterns)
+        return cls(words, stems, set(config.protect) | cue_words | set(cue_stems), config)
+
+    def _known(self, token: str) -> bool:
+        if token in self.protect:
+            return True
+        return any(token[:k] in self.stems and len(token) - k <= self.stems[token[:k]]
+                   for k in range(3, len(token) + 1))
+
+    def _allowed(self, token: str, word: str) -> bool:
+        if len(word) >= 5:
+            return True
+        if len(token) == len(word):  # four letters: a swap of two neighbours only
+            return sorted(token) == sorted(word)
+        return len(token) == len(word) + 1 and any(  # ... or one doubled letter
+            token[i] == token[i + 1] and token[:i] + token[i + 1:] == word
+            for i in range(len(token) - 1))
+
+    @staticmethod
+    def _edit_rank(token: str, word: str) -> int:
+        """Likelier typos first: a doubled letter or a swap, then a dropped or an extra
+        letter, then a wrong letter ("confussed" -> "confused", not "concussed")."""
+        if len(token) == len(word) + 1 and any(
+                token[i] == token[i + 1] and token[:i] + token[i + 1:] == word
+                for i in range(len(token) - 1)):
+            return 0
+        if len(token) == len(word):
+            return 0 if sorted(token) == sorted(word) else 2
+        return 1
+
+    def correct(self, token: str) -> str:
+        """The corrected token (the token itself when nothing is one edit away)."""
+        cached = self._cache.get(token)
+        if cached is not None:
+            return cached
+        result = token
+        if len(token) >= self.config.min_length and not self._known(token):
+            keys = _deletes(token) | {token}
+            found = {w for k in keys for w in self._index.get(k, ())
+                     if _osa(token, w) == 1 and self._allowed(token, w)}
+            if not found:
+                for k in range(4, len(token) + 1):
+                    head, rest = token[:k], token[k:]
+                    for key in _deletes(head) | {head}:
+                        for stem in self._stem_index.get(key, ()):
+                            if len(rest) <= self.stems[stem] and _osa(head, stem) == 1:
+                                found.add(stem + rest)
+            if found:
+                result = min(found, key=lambda w: (self._edit_rank(token, w), w))
+        if len(self._cache) < 50_000:
+            self._cache[token] = result
+        return result
+
+
+def words_needing_protection(words: Any, speller: _Speller | None = None) -> list[str]:
+    """The real words among ``words`` that the typo corrector would change: the list to
+    keep in ``fuzzy.protect`` (regenerate it from an English word list whenever the
+    lexicon gains words; ``tests/test_red_flag_paraphrases.py`` checks it)."""
+    speller = speller or _load_kb(None).speller
+    if speller is None:
+        return []
+    return sorted({w for w in words if _WORD.fullmatch(w) and speller.correct(w) != w})
+
+
+_CJK_LATIN = re.compile(r"(?<=[\u3400-\u9fff])(?=[a-z])|(?<=[a-z])(?=[\u3400-\u9fff])")
+_LATIN_SEP = re.compile(r"(?<=[a-z])(?:[/\\|*~·•+=#_]{1,5}|\.{1,3})(?=[a-z])")
+_CJK_SEP = re.compile(r"(?<=[\u3400-\u9fff])[ /\\|*~·•_\-]{1,5}(?=[\u3400-\u9fff])")
+_WORD = re.compile(r"(?<![a-z])[a-z]{3,30}(?![a-z])")
+
+
+def canonical_text(text: str, speller: _Speller | None = None) -> str:
+    """The form red-flag patterns are matched on: :func:`normalize_text`, then
+
+    * separators inside a Chinese phrase dropped ("胸口 / 痛" -> "胸口痛"),
+    * a space between Chinese and Latin letters ("我chest很痛" -> "我 chest 很痛"), so
+      English patterns find English words inside Chinese text,
+    * "/", "*", "_", "..." between two English letters read as a space ("chest/pain"),
+    * English typos one edit from a key word corrected (see :class:`_Speller`).
+
+    Args:
+        text: any text.
+        speller: the typo corrector (default: the one of the default rule file).
+
+    Returns:
+        The canonical text (offsets differ from the input and from ``normalize_text``).
+    """
+    text = normalize_text(text)
+    text = _CJK_SEP.sub("", text)
+    text = _CJK_LATIN.sub(" ", text)
+    text = _LATIN_SEP.sub(" ", text)
+    if speller is None:
+        speller = _load_kb(None).speller
+    if speller is not None:
+        text = _WORD.sub(lambda m: speller.correct(m.group()), text)
+    return text
 
 
 # --------------------------------------------------------------------------- text
@@ -362,29 +670,29 @@ _UNIT_YEARS = {"day": 1 / 365.25, "week": 7 / 365.25, "wk": 7 / 365.25, "month":
 _ZH_NUM = r"\d{1,3}|[一二两三四五六七八九十]{1,3}|半"
 _ZH_KID = r"宝宝|婴儿|孩子|小孩|女儿|儿子|男孩|女孩|小朋友|女婴|男婴|新生儿|娃"
 _AGE_PATTERNS = [
-    re.compile(r"(?<![\d.])(?P<num>\d{1,2}(?:\.\d)?|an?|one|two|three|four|five|six|seven|eight|nine"
+    re.compile(r"(?<!\d)(?<!\d\.)(?P<num>\d{1,2}(?:\.\d)?|an?|one|two|three|four|five|six|seven|eight|nine"
                r"|ten|eleven|twelve) ?(?P<unit>day|week|wk|month|mth|mo|year|yr)s? ?old\b"),
     re.compile(r"\baged? (?P<num>\d{1,3})\b"),
-    re.compile(r"(?<![\d.])(?P<num>\d{1,2}) ?(?P<unit>week|wk|month|mth|mo)s? "
+    re.compile(r"(?<!\d)(?<!\d\.)(?P<num>\d{1,2}) ?(?P<unit>week|wk|month|mth|mo)s? "
                r"(?:baby|infant|son|daughter|boy|girl)\b"),
-    re.compile(rf"(?P<num>{_ZH_NUM})(?:个)?(?P<unit>天|周|星期|礼拜|月|岁)(?P<half>半)?"
+    re.compile(rf"(?P<num>{_ZH_NUM})(?:个)?(?P<pre>半)?(?P<unit>天|周|星期|礼拜|月|岁)(?P<half>半)?"
                rf"(?:大|的(?:{_ZH_KID})|(?:{_ZH_KID}))"),
     re.compile(rf"(?:{_ZH_KID})(?:才|刚|刚刚|只有|今年|现在)?(?P<num>{_ZH_NUM})(?:个)?"
-               rf"(?P<unit>天|周|星期|礼拜|月|岁)(?P<half>半)?(?![前来以没都内])"),
+               rf"(?P<pre>半)?(?P<unit>天|周|星期|礼拜|月|岁)(?P<half>半)?(?![前来以没都内])"),
     re.compile(rf"出生(?:才|刚)?(?P<num>{_ZH_NUM})(?:个)?(?P<unit>天|周|星期|礼拜|月)"),
-    re.compile(rf"(?<![\d.])(?P<num>{_ZH_NUM})岁(?P<half>半)?"),
+    re.compile(rf"(?<!\d)(?<!\d\.)(?P<num>{_ZH_NUM})岁(?P<half>半)?"),
 ]
 _TEMP_UNIT = re.compile(
-    r"(?<![\d.])(3[4-9]|4[0-3])(?:\.(\d{1,2}))? ?(°c|°|摄氏度|度|c\b|celsius|degrees? c(?:elsius)?\b"
+    r"(?<!\d)(?<!\d\.)(3[4-9]|4[0-3])(?:\.(\d{1,2}))? ?(°c|°|摄氏度|度|c\b|celsius|degrees? c(?:elsius)?\b"
     r"|degrees?(?! ?f))([1-9一二三四五六七八九半])?"
 )
-_TEMP_F = re.compile(r"(?<![\d.])(9[5-9]|10\d|110)(?:\.(\d))? ?(?:°f|°|f\b|fahrenheit|degrees? f)")
+_TEMP_F = re.compile(r"(?<!\d)(?<!\d\.)(9[5-9]|10\d|110)(?:\.(\d))? ?(?:°f|°|f\b|fahrenheit|degrees? f)")
 _TEMP_CONTEXT = re.compile(
     r"(?:fever|temp|temperature|thermometer|体温|发烧|发热|高烧|烧到|烧|热度)"
-    r"[^\d\n]{0,12}?(?<![\d.])(\d{2,3})(?:\.(\d{1,2}))?(?![\d])"
+    r"[^\d\n]{0,12}?(?<!\d)(?<!\d\.)(\d{2,3})(?:\.(\d{1,2}))?(?![\d])"
     r"(?! ?(?:hours?|hrs?|days?|minutes?|mins?|weeks?|months?|years?|个|小时|天|分钟|周|次|岁|号|点))"
 )
-_TEMP_BEFORE = re.compile(r"(?<![\d.])(3[4-9]|4[0-3]|9[5-9]|10\d)(?:\.(\d{1,2}))? ?(?:temp|temperature|fever|的体温|的高烧|的发烧)")
+_TEMP_BEFORE = re.compile(r"(?<!\d)(?<!\d\.)(3[4-9]|4[0-3]|9[5-9]|10\d)(?:\.(\d{1,2}))? ?(?:temp|temperature|fever|的体温|的高烧|的发烧)")
 _TEMP_ZH = re.compile(r"(三十[四五六七八九]|四十[一二三]?)度([一二三四五六七八九半])?")
 
 
@@ -392,8 +700,10 @@ _TEMP_ZH = re.compile(r"(三十[四五六七八九]|四十[一二三]?)度([一�
 class _Doc:
     """One normalised message with lazily computed mentions and clause contexts."""
 
-    def __init__(self, text: str, context: ContextLexicon) -> None:
-        self.text = normalize_text(text[:MAX_SCAN_CHARS])
+    def __init__(self, text: str, context: ContextLexicon, speller: _Speller | None = None,
+                 *, canonical: bool = True) -> None:
+        text = text[:MAX_SCAN_CHARS]
+        self.text = canonical_text(text, speller) if canonical else normalize_text(text)
         self.ctx = context
         self._clauses = self._spans(_CLAUSE_BREAK)
         self._sentences = self._spans(_SENTENCE_BREAK)
@@ -419,14 +729,17 @@ class _Doc:
         pseudo = [m.span() for rx in ctx.compiled("pseudo") for m in rx.finditer(text, start, end)]
 
         def free(m: re.Match[str]) -> bool:
-            return not any(ps <= m.start() < pe for ps, pe in pseudo)
+            # a cue that overlaps a pseudo-trigger ("not only", "previous night", "never
+            # had ... before", "从来没这么痛过") is part of that phrase, not a cue
+            return not any(ps < m.end() and m.start() < pe for ps, pe in pseudo)
 
         info: dict[str, Any] = {"span": (start, end)}
         for name in ("negation_pre", "negation_post", "history_post"):
             info[name] = [(m.start(), m.end(), k) for rx, k in ctx.compiled(name)
                           for m in rx.finditer(text, start, end) if free(m)]
         for name in ("history", "family", "hypothetical"):
-            info[name] = [m.span() for rx in ctx.compiled(name)
+            info[name] = [(m.start(), m.end(), direction, k)
+                          for rx, direction, k in ctx.compiled(name)
                           for m in rx.finditer(text, start, end) if free(m)]
         info["current"] = any(rx.search(text, start, end) for rx in ctx.compiled("current"))
         self._clause_cache[index] = info
@@ -448,8 +761,11 @@ class _Doc:
         if info["current"]:
             return True
         for name in ("history", "family", "hypothetical"):
-            if any(ce <= start or cs >= end for cs, ce in info[name]):
-                return False
+            for cs, ce, direction, k in info[name]:
+                if ce <= start and direction != "backward" and self._gap(ce, start) <= k:
+                    return False  # "history of [X]", "my father had [X]", "如何预防[X]"
+                if cs >= end and direction != "forward" and self._gap(end, cs) <= k:
+                    return False  # "[X] 5 years ago", "[X] runs in the family"
         return not any(cs >= end and self._gap(end, cs) <= k for cs, _ce, k in info["history_post"])
 
     def term_mentions(self, group: TermGroup) -> list[tuple[int, int]]:
@@ -503,7 +819,7 @@ class _Doc:
                 unit = found.get("unit") or "year"
                 if number is None:
                     continue
-                if found.get("half"):
+                if found.get("half") or found.get("pre"):  # "三岁半", "一个半月"
                     number += 0.5
                 if unit in ("天", "周", "星期", "礼拜") and self.text[m.end():m.end() + 1] == "了":
                     continue  # "孩子3天了" is a duration, not an age
@@ -592,7 +908,7 @@ def match_red_flags(
         text = bytes(text).decode("utf-8", errors="replace")
     kb = _load_kb(None)
     active = kb.rules if rules is None else rules
-    doc = _Doc(text or "", kb.context)
+    doc = _Doc(text or "", kb.context, kb.speller)
     if not doc.text:
         return []
     sex_n = _SEX.get(str(sex).strip().lower()) if sex else None
@@ -621,5 +937,59 @@ def match_red_flags(
     return hits
 
 
-__all__ = ["DEFAULT_RULES_PATH", "MAX_SCAN_CHARS", "RedFlagHit", "RedFlagRule", "load_red_flag_rules",
-           "match_red_flags", "normalize_text"]
+class ContextDoc:
+    """One patient text, normalised once, for repeated affirmed-mention queries.
+
+    The one context matcher of the project (NegEx negation, ConText history / family /
+    hypothetical cues, see the module docstring), shared by red flags, urgency and the
+    complaint coder so that one sentence is never negated for one and affirmed for
+    another.
+
+    Args:
+        text: raw patient text; it is normalised with :func:`normalize_text`, so query
+            patterns must be written for normalised (lower-case, NFKC) text.
+
+    Raises:
+        DataError: the default rule file (which holds the context lexicon) is invalid.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._doc = _Doc(text or "", _load_kb(None).context, canonical=False)
+        self.text: str = self._doc.text
+
+    def affirmed_spans(self, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+        """``(start, end)`` offsets into :attr:`text` of the affirmed mentions of ``pattern``."""
+        return [m.span() for m in pattern.finditer(self.text)
+                if m.end() > m.start() and self._doc.is_valid(m.start(), m.end())]
+
+    def is_valid(self, start: int, end: int) -> bool:
+        """Whether the span ``[start, end)`` of :attr:`text` describes the patient now."""
+        return self._doc.is_valid(start, end)
+
+
+def affirmed_spans(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Spans of ``pattern`` in ``normalize_text(text)`` that describe the patient now.
+
+    Args:
+        text: raw patient text.
+        pattern: compiled regular expression with bounded quantifiers, written for
+            normalised text.
+
+    Returns:
+        ``(start, end)`` offsets into ``normalize_text(text)``; empty when every mention is
+        negated, historical, a family member's or hypothetical.
+
+    Raises:
+        DataError: the default rule file (which holds the context lexicon) is invalid.
+    """
+    return ContextDoc(text).affirmed_spans(pattern)
+
+
+def is_affirmed(text: str, pattern: re.Pattern[str]) -> bool:
+    """Whether ``pattern`` has at least one affirmed mention in ``text`` (see :func:`affirmed_spans`)."""
+    return bool(affirmed_spans(text, pattern))
+
+
+__all__ = ["DEFAULT_RULES_PATH", "MAX_SCAN_CHARS", "ContextDoc", "RedFlagHit", "RedFlagRule",
+           "affirmed_spans", "canonical_text", "is_affirmed", "load_red_flag_rules",
+           "match_red_flags", "normalize_text", "words_needing_protection"]

@@ -7,24 +7,30 @@ Templates live in ``knowledge_base/answer_templates.yaml``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from jinja2 import Environment, StrictUndefined
 
-from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
-from assistant.triage.result import TriageResult
+from assistant.domain import TriageResult
+from assistant.kb import KnowledgeBase, default_kb
 
 _ENV = Environment(undefined=StrictUndefined, autoescape=False)
-DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 
 
-@lru_cache(maxsize=1)
-def templates() -> dict[str, Any]:
-    """The answer templates (cached)."""
-    return yaml.safe_load((KB_DIR / "answer_templates.yaml").read_text(encoding="utf-8"))
+def md_escape(text: object) -> str:
+    """Escape text that did not come from our templates (patient words, CSV names, model
+    output, retrieved titles) so that it shows as plain text in Markdown/HTML: no links,
+    images, HTML tags or emphasis can be injected."""
+    value = str(text).replace("&", "&amp;")
+    return _MD_SPECIAL.sub(r"\\\1", value).replace("\n", " ")
+
+
+def templates(kb: KnowledgeBase | None = None) -> dict[str, Any]:
+    """The answer templates of ``kb`` (default knowledge base when None)."""
+    return (kb or default_kb()).yaml("answer_templates.yaml")
 
 
 def _t(lang: str, key: str, **kw: Any) -> str:
@@ -36,16 +42,27 @@ def urgency_line(result: TriageResult) -> str:
     return templates()[result.language]["urgency"][result.disposition.value]
 
 
-def format_when(when: Any, lang: str, tz: ZoneInfo = DISPLAY_TZ) -> str:
-    """Local time of a slot, e.g. ``Tue 24 Nov 09:15`` / ``11月24日 周二 09:15``."""
-    local = when.astimezone(tz)
+def format_when(when: Any, lang: str, tz: ZoneInfo | None = None) -> str:
+    """Local time of a slot, e.g. ``Tue 24 Nov 09:15`` / ``11月24日 周二 09:15``.
+
+    Args:
+        when: an aware datetime (or ISO string).
+        lang: ``"en"`` or ``"zh"``.
+        tz: display timezone; default the hospital's (``knowledge_base/policy.yaml``).
+    """
+    if isinstance(when, str):
+        from datetime import datetime
+
+        when = datetime.fromisoformat(when)
+    local = when.astimezone(tz or default_kb().timezone)
     if lang == "zh":
         week = "一二三四五六日"[local.weekday()]
         return f"{local.month}月{local.day}日 周{week} {local:%H:%M}"
     return local.strftime("%a %d %b %H:%M")
 
 
-def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None) -> str:
+def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None,
+                  booking_failed: bool = False) -> str:
     """Markdown answer for the patient.
 
     Args:
@@ -53,52 +70,73 @@ def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None
         booking: optional confirmed booking ``{"ref", "doctor": DoctorSuggestion-like
             dict, "starts_at"}`` from the allocation tool; shown instead of the
             suggested slot.
+        booking_failed: booking was attempted and failed (a fault, not "no capacity"):
+            the answer says so and what to do instead; the urgency advice stays.
+
+    Text that did not come from our templates is escaped (:func:`md_escape`).
     """
     lang = result.language
     if result.safe_reply and not result.red_flags and not result.departments:
         return f"{result.safe_reply}\n\n_{_t(lang, 'disclaimer')}_"
     lines = [f"**{urgency_line(result)}**"]
+    if "text_truncated" in result.notes:
+        lines.append(_t(lang, "truncated"))
     if result.safe_reply:
         lines.append(result.safe_reply)
     if result.lead_in:
-        lines.append(result.lead_in)
+        lines.append(md_escape(result.lead_in))
     if result.red_flags:
         names = ("、" if lang == "zh" else ", ").join(
-            (r.name_zh if lang == "zh" else r.name_en) for r in result.red_flags
+            md_escape(r.name_zh if lang == "zh" else r.name_en) for r in result.red_flags
         )
         lines.append(_t(lang, "red_flags", names=names))
         advice = result.red_flags[0].advice_zh if lang == "zh" else result.red_flags[0].advice_en
         if advice:
             lines.append(advice)
+    why = result.reasons_zh if lang == "zh" else result.reasons_en
+    if why:
+        lines.append(_t(lang, "urgency_why", reasons=("；" if lang == "zh" else "; ").join(
+            md_escape(r) for r in why[:4])))
     if result.departments:
         d = result.departments[0]
-        lines.append(_t(lang, "department", name=d.name_zh if lang == "zh" else d.name_en,
-                        reason=d.reason_zh if lang == "zh" else d.reason_en))
+        lines.append(_t(lang, "department", name=md_escape(d.name_zh if lang == "zh" else d.name_en),
+                        reason=md_escape(d.reason_zh if lang == "zh" else d.reason_en)))
     if booking:
         doc = booking["doctor"]
-        lines.append(_t(lang, "booked", name=doc["name_zh"] if lang == "zh" else doc["name_en"],
-                        title=doc["title_zh"] if lang == "zh" else doc["title_en"],
-                        when=format_when(booking["starts_at"], lang), ref=booking["ref"]))
+        lines.append(_t(lang, "booked", name=md_escape(doc["name_zh"] if lang == "zh" else doc["name_en"]),
+                        title=md_escape(doc["title_zh"] if lang == "zh" else doc["title_en"]),
+                        when=format_when(booking["starts_at"], lang), ref=md_escape(booking["ref"])))
+    elif booking_failed:
+        key = "booking_failed_emergency" if result.disposition.is_emergency else "booking_failed"
+        lines.append(_t(lang, key))
     elif result.doctors:
         doc = result.doctors[0]
-        lines.append(_t(lang, "doctor", name=doc.name_zh if lang == "zh" else doc.name_en,
-                        title=doc.title_zh if lang == "zh" else doc.title_en,
+        lines.append(_t(lang, "doctor", name=md_escape(doc.name_zh if lang == "zh" else doc.name_en),
+                        title=md_escape(doc.title_zh if lang == "zh" else doc.title_en),
                         when=format_when(doc.starts_at, lang)))
     elif not result.disposition.is_emergency and result.disposition.value != "self_care":
         lines.append(_t(lang, "no_doctor"))
     if result.follow_up_questions:
         lines.append(_t(lang, "questions"))
         lines.extend(f"- {q}" for q in result.follow_up_questions)
-    reasons = [r.evidence for r in result.red_flags] + [
-        (d.reason_zh if lang == "zh" else d.reason_en) for d in result.departments[:1]
+    reasons = [md_escape(r.evidence) for r in result.red_flags] + [
+        md_escape(d.reason_zh if lang == "zh" else d.reason_en) for d in result.departments[:1]
     ]
     if reasons:
         lines.append(_t(lang, "why", reasons=("；" if lang == "zh" else "; ").join(reasons)))
     if result.citations:
         lines.append(_t(lang, "sources"))
-        lines.extend(f"- [{c.title}]({c.url}) ({c.source})" if c.url else f"- {c.title} ({c.source})"
+        lines.extend(f"- [{md_escape(c.title)}]({safe_url(c.url)}) ({md_escape(c.source)})"
+                     if safe_url(c.url) else f"- {md_escape(c.title)} ({md_escape(c.source)})"
                      for c in result.citations)
     if result.disposition.value in ("self_care", "consultation", "consultation_24"):
         lines.append(_t(lang, "safety_net"))
     lines.append(f"_{_t(lang, 'disclaimer')}_")
     return "\n\n".join(lines)
+
+
+def safe_url(url: str) -> str:
+    """``url`` when it is a plain http(s) link without Markdown-breaking characters, else ""."""
+    if re.fullmatch(r"https?://[^\s()<>\[\]\"']{1,500}", url or ""):
+        return url
+    return ""

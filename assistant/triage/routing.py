@@ -11,7 +11,7 @@ trained on:
 
 The other 30 % is the validation split; it is never trained on
 (:func:`validation_examples` returns it for the eval script). The fitted model is cached
-under ``<data_dir>/models/router-<key>.joblib`` and retrained when the data changes.
+under ``<data_dir>/models/router-<key>.npz`` and retrained when the data changes.
 """
 
 from __future__ import annotations
@@ -25,14 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from assistant.settings import Settings
-from assistant.triage.text import tokenize
+from assistant.text import tokenize
 
 log = logging.getLogger(__name__)
 
-from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
+from assistant.kb import KnowledgeBase, default_kb
 
 ROUTER_VERSION = "1"
 VALIDATION_SHARE = 0.3
@@ -51,21 +49,21 @@ class Example:
         return self.departments[0]
 
 
-def _is_validation(text: str) -> bool:
+def is_validation(text: str) -> bool:
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return digest[0] / 256 < VALIDATION_SHARE
 
 
-def _labels() -> dict[str, dict[str, list[str]]]:
-    return yaml.safe_load((KB_DIR / "routing_labels.yaml").read_text(encoding="utf-8"))
+def _labels(kb: KnowledgeBase | None = None) -> dict[str, dict[str, list[str]]]:
+    return (kb or default_kb()).yaml("routing_labels.yaml")
 
 
-def dev_set_examples(shared_data_dir: Path) -> list[Example]:
+def dev_set_examples(shared_data_dir: Path, kb: KnowledgeBase | None = None) -> list[Example]:
     """All labelled routing examples from the dev sets (both splits).
 
     Missing files are skipped with a warning (the catalog alone still trains a router).
     """
-    labels = _labels()
+    labels = _labels(kb)
     out: list[Example] = []
     s2d = shared_data_dir / "symptom2disease" / "symptom2disease_dev.csv"
     if s2d.is_file():
@@ -89,12 +87,11 @@ def dev_set_examples(shared_data_dir: Path) -> list[Example]:
     return out
 
 
-def catalog_examples() -> list[Example]:
+def catalog_examples(kb: KnowledgeBase | None = None) -> list[Example]:
     """One example per clause of every department's bilingual 'treats' description."""
-    from assistant.hospital.catalog import load_catalog
-
+    kb = kb or default_kb()
     out = []
-    for code, dept in load_catalog().items():
+    for code, dept in kb.catalog.items():
         for text in (dept.treats_en, dept.treats_zh, dept.name_en, dept.name_zh):
             out.append(Example(text, (code,), "catalog"))
             for clause in re.split(r"[,;.:，；。：、]| and | or ", text):
@@ -102,23 +99,23 @@ def catalog_examples() -> list[Example]:
                     out.append(Example(clause.strip(), (code,), "catalog"))
         for sub in dept.sub_specialties:
             out.append(Example(f"{sub.name_en} {sub.name_zh}", (code,), "catalog"))
-    seed = yaml.safe_load((KB_DIR / "routing_seed.yaml").read_text(encoding="utf-8")) or {}
+    seed = kb.yaml("routing_seed.yaml") or {}
     for code, phrases in seed.items():
         out.extend(Example(str(p), (code,), "seed") for p in phrases)
     return out
 
 
-def training_examples(shared_data_dir: Path) -> list[Example]:
+def training_examples(shared_data_dir: Path, kb: KnowledgeBase | None = None) -> list[Example]:
     """Catalog examples plus the train split of the dev sets."""
-    return catalog_examples() + [e for e in dev_set_examples(shared_data_dir) if not _is_validation(e.text)]
+    return catalog_examples(kb) + [e for e in dev_set_examples(shared_data_dir, kb) if not is_validation(e.text)]
 
 
-def validation_examples(shared_data_dir: Path) -> list[Example]:
+def validation_examples(shared_data_dir: Path, kb: KnowledgeBase | None = None) -> list[Example]:
     """The held-out 30 % of the dev sets that the router never trains on."""
-    return [e for e in dev_set_examples(shared_data_dir) if _is_validation(e.text)]
+    return [e for e in dev_set_examples(shared_data_dir, kb) if is_validation(e.text)]
 
 
-def _build_pipeline() -> Any:
+def build_text_classifier() -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, Pipeline
@@ -135,12 +132,12 @@ def _build_pipeline() -> Any:
     return Pipeline([("features", features), ("clf", clf)])
 
 
-def _data_key(shared_data_dir: Path) -> str:
+def _data_key(shared_data_dir: Path, kb: KnowledgeBase) -> str:
     parts = [ROUTER_VERSION]
     for path in (
-        KB_DIR / "departments.yaml",
-        KB_DIR / "routing_labels.yaml",
-        KB_DIR / "routing_seed.yaml",
+        kb.path("departments.yaml"),
+        kb.path("routing_labels.yaml"),
+        kb.path("routing_seed.yaml"),
         shared_data_dir / "symptom2disease" / "symptom2disease_dev.csv",
         shared_data_dir / "toyhom_zh" / "toyhom_im_dev.csv",
     ):
@@ -151,20 +148,21 @@ def _data_key(shared_data_dir: Path) -> str:
 def train_router(examples: Iterable[Example]) -> Any:
     """Fit the routing pipeline on ``examples`` (returns a fitted sklearn Pipeline)."""
     examples = list(examples)
-    pipe = _build_pipeline()
+    pipe = build_text_classifier()
     pipe.fit([e.text for e in examples], [e.label for e in examples])
     return pipe
 
 
-def load_router(settings: Settings) -> Any:
+def load_router(settings: Settings, kb: KnowledgeBase | None = None) -> Any:
     """Return the fitted router, from the per-process cache, the disk cache, or by training.
 
-    Training takes a few seconds on 2 cores; the result is saved with joblib.
+    Training takes a few seconds on 2 cores; the result is exported to arrays (:mod:`assistant.triage.linear_text`) and loads in milliseconds.
     """
     from assistant.triage.model_cache import load_or_train
 
-    path = settings.model_cache_dir / f"router-{_data_key(settings.shared_data_dir)}.joblib"
-    return load_or_train(path, lambda: train_router(training_examples(settings.shared_data_dir)))
+    kb = kb or default_kb(settings.resolved_knowledge_base_dir)
+    path = settings.model_cache_dir / f"router-{_data_key(settings.shared_data_dir, kb)}.npz"
+    return load_or_train(path, lambda: train_router(training_examples(settings.shared_data_dir, kb)))
 
 
 def classify(settings: Settings, text: str) -> dict[str, float]:

@@ -12,8 +12,8 @@ import logging
 import re
 from typing import Any
 
-from assistant.triage.result import TriageResult
-from assistant.triage.text import detect_language
+from assistant.domain import TriageResult
+from assistant.text import answer_language
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def check_lead_in(text: str, result: TriageResult) -> tuple[bool, str]:
         return False, "medication advice"
     if not result.disposition.is_emergency and _URGENCY_WORDS.search(stripped):
         return False, "urgency statement not from the rules"
-    if detect_language(stripped, result.language) != result.language:
+    if answer_language(stripped, result.language) != result.language:
         return False, "wrong language"
     return True, "ok"
 

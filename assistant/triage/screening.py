@@ -16,7 +16,7 @@ Contract with the caller (the triage engine):
 3. ``prompt_injection`` does not block: answer with the safe reply ("I can only help
    with your own symptoms ..."), never pass the text to a model as instructions, and
    triage only ``result.symptom_text`` (the text with the offending clauses removed).
-4. ``too_long`` does not block: the text is truncated to ``max_chars`` and triaged.
+4. ``too_long`` does not block: the newest ``max_chars`` characters are kept and triaged (red flags still scan the whole text, see ``engine.scan_red_flags``).
 
 Injection patterns are the project's own, after the OWASP Top 10 for LLM Applications
 (2025) LLM01 "Prompt Injection" examples (instruction override, role change, prompt
@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from assistant.text import detect_language
 from assistant.triage.red_flags import normalize_text
 
 DEFAULT_MAX_CHARS = 4000
@@ -303,40 +304,16 @@ def _clean(text: str) -> tuple[str, int]:
 
 
 def _truncate(text: str, max_chars: int) -> str:
-    """Cut to ``max_chars``, preferring a sentence or word end in the last 200 characters."""
+    """Keep the last ``max_chars`` characters (the newest text of a chat), starting at a
+    sentence or word boundary in the first 200 characters of the kept part."""
     if len(text) <= max_chars:
         return text
-    head = text[:max_chars]
-    floor = max(0, max_chars - 200)
-    cut = max(head.rfind(c) for c in ".!?。！？\n")
-    if cut < floor:
-        cut = max(head.rfind(" "), cut)
-    return (head[: cut + 1] if cut >= floor and cut > 0 else head).rstrip()
-
-
-def detect_language(text: str) -> tuple[Literal["en", "zh", "mixed", "unknown"], float]:
-    """Language of a message by the share of Chinese characters.
-
-    The ratio weighs Chinese characters (1.5 per word) against Latin words:
-    ``r = (cjk / 1.5) / (cjk / 1.5 + latin_words)``; ``zh`` when r >= 0.8, ``en`` when
-    r <= 0.2, ``mixed`` in between, ``unknown`` without letters.
-
-    Args:
-        text: any text.
-
-    Returns:
-        ``(language, r)``.
-    """
-    cjk = len(_CJK.findall(text)) / 1.5
-    words = len(_LATIN_WORD.findall(text))
-    if cjk + words == 0:
-        return "unknown", 0.0
-    ratio = cjk / (cjk + words)
-    if ratio >= 0.8:
-        return "zh", round(ratio, 3)
-    if ratio <= 0.2:
-        return "en", round(ratio, 3)
-    return "mixed", round(ratio, 3)
+    tail = text[-max_chars:]
+    window = tail[:200]
+    cut = max(window.rfind(c) for c in ".!?。！？\n")
+    if cut < 0:
+        cut = window.find(" ")
+    return (tail[cut + 1:] if 0 <= cut < 200 else tail).lstrip()
 
 
 def _flag_clauses(text: str) -> tuple[bool, bool, str]:
@@ -387,11 +364,17 @@ def screen_input(text: str | bytes | None, *, max_chars: int = DEFAULT_MAX_CHARS
     if isinstance(text, (bytes, bytearray, memoryview)):
         data = bytes(text)
         original = len(data)
-        text, binary, repaired = _decode(data[: max_chars * _PREREAD_FACTOR * 4])
+        tail = data[-max_chars * _PREREAD_FACTOR * 4:]
+        if len(tail) < len(data):  # the read limit may cut a UTF-8 character: skip its rest
+            skip = 0
+            while skip < 3 and skip < len(tail) and 0x80 <= tail[skip] < 0xC0:
+                skip += 1
+            tail = tail[skip:]
+        text, binary, repaired = _decode(tail)
     else:
         original = len(text)
-        binary = "\x00" in text[: max_chars * _PREREAD_FACTOR]
-    window = text[: max_chars * _PREREAD_FACTOR]
+        binary = "\x00" in text[-max_chars * _PREREAD_FACTOR:]
+    window = text[-max_chars * _PREREAD_FACTOR:]
     clean, dropped = _clean(window)
     if dropped > 0.1 * max(1, len(window.strip())):
         binary = True

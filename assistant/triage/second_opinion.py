@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from assistant.triage.result import DepartmentScore
-from assistant.triage.schemas import Disposition
+from assistant.domain import DepartmentScore, Disposition
 
 log = logging.getLogger(__name__)
 PROMPT = "second_opinion"

@@ -13,15 +13,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from assistant.domain import Disposition
+from assistant.kb import KnowledgeBase, default_kb
+from assistant.paths import read_yaml
+from assistant.text import normalise
+from assistant.triage.red_flags import ContextDoc, affirmed_spans
 
-from assistant.hospital.catalog import KNOWLEDGE_BASE_DIR as KB_DIR
-from assistant.triage.schemas import Disposition
-from assistant.triage.text import normalise
-
-_NEGATION = re.compile(
-    r"(\bno\b|\bnot\b|n't|\bwithout\b|\bdeny|\bdenies|\bnever\b|没有|没|不|无|否认)[^.,;!?。，；！？]{0,20}$"
-)
 _DURATION = re.compile(
     r"\d+\s*(min|hour|hr|day|week|month|year)|(a|one|two|three|few|several|couple of)\s+(min|hour|day|week|month|year)"
     r"|since|yesterday|today|this morning|last night|tonight|for (ages|a while)"
@@ -55,10 +52,14 @@ class UrgencyDecision:
     sources: list[str] = field(default_factory=list)
 
 
-@lru_cache(maxsize=4)
 def load_urgency_rules(path: Path | None = None) -> tuple[UrgencyRule, ...]:
-    """Load and compile ``knowledge_base/urgency_rules.yaml``."""
-    data = yaml.safe_load(((path or KB_DIR / "urgency_rules.yaml")).read_text(encoding="utf-8"))
+    """Load and compile ``knowledge_base/urgency_rules.yaml`` (cached per file)."""
+    return _load_rules(path or default_kb().path("urgency_rules.yaml"))
+
+
+@lru_cache(maxsize=4)
+def _load_rules(path: Path) -> tuple[UrgencyRule, ...]:
+    data = read_yaml(path)
     rules = []
     for level in ("emergency", "consultation_24", "consultation", "self_care"):
         for raw in data.get(level, []):
@@ -76,11 +77,13 @@ def load_urgency_rules(path: Path | None = None) -> tuple[UrgencyRule, ...]:
 
 
 def affirmed(pattern: re.Pattern[str], text: str) -> bool:
-    """True if ``pattern`` matches ``text`` at least once outside a negation scope."""
-    for match in pattern.finditer(text):
-        if not _NEGATION.search(text[max(0, match.start() - 30): match.start()]):
-            return True
-    return False
+    """True if ``pattern`` matches ``text`` at least once where it describes the patient now.
+
+    Uses the project's one context matcher (NegEx/ConText,
+    :func:`assistant.triage.red_flags.affirmed_spans`), so a sentence negated for the red
+    flags is negated here too.
+    """
+    return bool(affirmed_spans(text, pattern))
 
 
 def has_duration(text: str) -> bool:
@@ -98,6 +101,7 @@ def assess_urgency(
     *,
     age_years: float | None = None,
     pregnant: bool | None = None,
+    kb: KnowledgeBase | None = None,
 ) -> UrgencyDecision:
     """Disposition for a complaint without red flags.
 
@@ -110,18 +114,21 @@ def assess_urgency(
         text: the complaint (any language), up to a few thousand characters.
         age_years: patient age, if known.
         pregnant: pregnancy status, if known.
+        kb: the knowledge base whose ``urgency_rules.yaml`` applies (default folder when None).
 
     Returns:
         The decision with the ids and sources of the rules that fired.
     """
-    low = normalise(text)[:4000]
+    doc = ContextDoc(text)
+    low = doc.text
     fired = {d: [] for d in Disposition}  # type: dict[Disposition, list[UrgencyRule]]
-    for rule in load_urgency_rules():
+    rules = load_urgency_rules(kb.path("urgency_rules.yaml") if kb is not None else None)
+    for rule in rules:
         if rule.min_age is not None and age_years is not None and age_years < rule.min_age:
             continue  # unknown age fires: the cautious reading
         if any(p.search(low) for p in rule.unless):
             continue
-        if any(affirmed(p, low) for p in rule.patterns):
+        if any(doc.affirmed_spans(p) for p in rule.patterns):
             fired[rule.disposition].append(rule)
     if fired[Disposition.EMERGENCY]:
         level = Disposition.EMERGENCY

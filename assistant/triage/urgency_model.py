@@ -31,19 +31,19 @@ def _key(settings: Settings) -> str:
 
 def load_urgency_model(settings: Settings) -> Any | None:
     """The fitted classifier, or None when the KTAS dev file is absent."""
-    from assistant.evaluation.datasets import ktas_cases
+    from assistant.triage.dev_data import ktas_cases
     from assistant.triage.model_cache import load_or_train
-    from assistant.triage.routing import _build_pipeline, _is_validation
+    from assistant.triage.routing import build_text_classifier, is_validation
 
     def train() -> Any | None:
         if not (settings.shared_data_dir / "ktas" / "ktas_dev.csv").is_file():
             return None
-        rows = [c for c in ktas_cases(settings.shared_data_dir) if not _is_validation(c["text"])]
-        model = _build_pipeline()
+        rows = [c for c in ktas_cases(settings.shared_data_dir) if not is_validation(c["text"])]
+        model = build_text_classifier()
         model.fit([c["text"] for c in rows], [int(c["gold_urgency3"] == "em") for c in rows])
         return model
 
-    return load_or_train(settings.model_cache_dir / f"urgency-{_key(settings)}.joblib", train)
+    return load_or_train(settings.model_cache_dir / f"urgency-{_key(settings)}.npz", train)
 
 
 def emergency_probability(settings: Settings, text: str) -> float | None:

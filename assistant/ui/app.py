@@ -15,9 +15,12 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from assistant.errors import AssistantError
+from pydantic import ValidationError
+
+from assistant.llm.base import ChatBackend
+from assistant.service import PatientProfile, PatientSession, TriageService
 from assistant.settings import Settings
-from assistant.ui.session import PatientSession
+from assistant.triage.render import md_escape
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +87,21 @@ def card_html(result: Any, booking: dict[str, Any] | None) -> str:
 def citations_md(result: Any) -> str:
     if not result.citations:
         return ""
+    from assistant.triage.render import safe_url
+
     return "\n".join(
-        f"- [{c.title}]({c.url}) — {c.source}" if c.url else f"- {c.title} — {c.source}"
+        f"- [{md_escape(c.title)}]({safe_url(c.url)}) — {md_escape(c.source)}" if safe_url(c.url)
+        else f"- {md_escape(c.title)} — {md_escape(c.source)}"
         for c in result.citations
     )
 
 
 class PatientService:
-    """Triage + booking for the patient tab; one instance per app, stateless per call."""
+    """The patient tab's handler over one :class:`~assistant.service.TriageService`."""
 
-    def __init__(self, settings: Settings, *, triager: Any, booker: Any, backend: Any = None) -> None:
-        self.settings = settings
-        self.triager = triager
-        self.booker = booker
-        self.backend = backend
+    def __init__(self, service: TriageService) -> None:
+        self.service = service
+        self.settings = service.settings
 
     def respond(
         self,
@@ -105,11 +109,16 @@ class PatientService:
         history: list[dict[str, Any]] | None,
         state: PatientSession | None,
         lang_choice: str,
-        age: float | None,
+        age: Any,
         sex: str | None,
         pregnant: bool,
     ) -> Iterator[tuple[Any, ...]]:
-        """Stream one reply: yields (history, banner, card, questions, citations, state, textbox)."""
+        """Stream one reply: yields (history, banner, card, questions, citations, state, textbox).
+
+        Urgency advice, once computed, always reaches the patient: booking and lead-in
+        faults degrade inside the service, and only a fault in triage itself shows the
+        generic "call 120 if very unwell" reply.
+        """
         state = state if isinstance(state, PatientSession) else PatientSession()
         history = list(history or [])
         text = message if isinstance(message, str) else str(message or "")
@@ -121,44 +130,35 @@ class PatientService:
             return
         history.append({"role": "user", "content": text[:2000] + (" …" if len(text) > 2000 else "")})
         try:
-            complaint = state.add_turn(text)
-            result = self.triager.triage(
-                complaint, age=age or None, sex=sex or None, pregnant=True if pregnant else None,
-                lang=lang, session_id=state.session_id, asked=frozenset(state.asked), lead_in=False,
-            )
-            state.language = state.language or result.language
-            state.asked |= set(result.follow_up_ids)
-            banner = banner_html(result)
-            # the urgency banner goes out before anything else
-            yield history, banner, "", "", "", state, ""
-            booking = state.booking
-            wants_booking = result.demand_signal is not None and result.departments and (
-                result.disposition.is_emergency or not result.follow_up_questions or len(state.turns) >= 2
-            )
-            if wants_booking and (booking is None or booking.get("department") != result.demand_signal.department):
-                booking = self.booker(result, state.session_id)
-                state.booking = booking or state.booking
-            if self.backend is not None and self.settings.llm_lead_in and not result.safe_reply:
-                from assistant.triage.safety import write_lead_in
-
-                result.lead_in = write_lead_in(self.backend, complaint, result)
-            from assistant.triage.render import render_answer
-
-            answer = render_answer(result, booking=booking)
-            questions = "\n".join(f"- {q}" for q in result.follow_up_questions)
-            card = card_html(result, booking)
-            history.append({"role": "assistant", "content": ""})
-            for piece in _chunks(answer):
-                history[-1]["content"] += piece
-                yield history, banner, card, questions, citations_md(result), state, ""
-        except AssistantError as exc:
-            log.warning("patient turn failed: %s", type(exc).__name__)
-            history.append({"role": "assistant", "content": ERROR_REPLY[lang or "en"]})
-            yield history, "", "", "", "", state, ""
+            profile = _profile(age, sex, pregnant, lang)
+            turn = self.service.turn(state, text, profile, lead_in=False)
         except Exception:  # noqa: BLE001 - never a traceback in front of a patient
-            log.exception("patient turn crashed (session ref hidden)")
+            log.error("patient turn failed in triage (session ref hidden)")
             history.append({"role": "assistant", "content": ERROR_REPLY[lang or "en"]})
             yield history, "", "", "", "", state, ""
+            return
+        result = turn.result
+        banner = banner_html(result)
+        questions = "\n".join(f"- {md_escape(q)}" for q in result.follow_up_questions)
+        card = card_html(result, turn.booking)
+        history.append({"role": "assistant", "content": ""})
+        for piece in _chunks(turn.answer):
+            history[-1]["content"] += piece
+            yield history, banner, card, questions, citations_md(result), state, ""
+        if self.settings.llm_lead_in and self.service.backend is not None and not result.safe_reply:
+            lead = self.service.lead_in("\n".join(state.turns), result)
+            if lead:
+                history[-1]["content"] = f"{md_escape(lead)}\n\n{turn.answer}"
+                yield history, banner, card, questions, citations_md(result), state, ""
+
+
+def _profile(age: Any, sex: Any, pregnant: Any, lang: str | None) -> PatientProfile:
+    """The form's fields as a :class:`PatientProfile`; an invalid age (NaN, text, out of
+    range) is dropped rather than trusted or echoed."""
+    try:
+        return PatientProfile(age=age, sex=sex, pregnant=pregnant, language=lang)
+    except ValidationError:
+        return PatientProfile(sex=sex if sex in ("F", "M") else None, pregnant=pregnant, language=lang)
 
 
 def _chunks(text: str, size: int = 80) -> Iterator[str]:
@@ -175,30 +175,39 @@ def check_staff_login(settings: Settings, user: str, password: str) -> bool:
     return ok_user and ok_pw
 
 
-def build_app(settings: Settings, *, triager: Any = None, booker: Any = None, staff: Any = None,
-              backend: Any = None) -> Any:
+def build_app(settings: Settings, *, service: TriageService | None = None,
+              backend: ChatBackend | None = None, staff: Any = None) -> Any:
     """Build the Gradio Blocks (not launched).
 
     Args:
         settings: runtime settings (staff credentials, model, tables, index).
-        triager: a :class:`~assistant.triage.engine.Triager` (built from settings if None).
-        booker: ``f(result, session_id) -> booking dict | None`` (the allocation tool).
+        service: the :class:`~assistant.service.TriageService` (built if None with
+            ``backend``, or with the configured chat model, so that the capable-model
+            second opinion and the model's tool-call booking run in the served app).
+        backend: chat model to build the service with (None: the configured one; an app
+            whose model files are missing still starts, on the deterministic paths).
         staff: a :class:`~assistant.agent.staff.StaffConsole` (built if None and a staff
             password is set).
-        backend: chat backend for lead-ins (None = no LLM text in replies).
 
     Returns:
-        ``gr.Blocks``. The staff tab is disabled, with instructions, when no staff
-        password is configured.
+        ``gr.Blocks`` with ``triage_service`` set to the service. The staff tab is
+        disabled, with instructions, when no staff password is configured.
     """
     import gradio as gr
 
-    from assistant.agent.booking import make_booker
-    from assistant.triage.engine import Triager
+    if service is None:
+        if backend is None:
+            from assistant.errors import AssistantError
+            from assistant.llm import get_backend
 
-    triager = triager or Triager(settings)
-    booker = booker or make_booker(settings)
-    service = PatientService(settings, triager=triager, booker=booker, backend=backend)
+            try:
+                backend = get_backend(settings)
+            except AssistantError as exc:
+                log.warning("chat model unavailable (%s); serving the deterministic paths only",
+                            type(exc).__name__)
+        service = TriageService(settings, backend=backend)
+    backend = service.backend
+    patient = PatientService(service)
     staff_enabled = settings.staff_password is not None
     if staff_enabled and staff is None:
         from assistant.agent.staff import StaffConsole
@@ -229,8 +238,8 @@ def build_app(settings: Settings, *, triager: Any = None, booker: Any = None, st
             send = gr.Button("Send 发送", variant="primary", elem_id="send")
             outputs = [chatbot, banner, card, questions, cites, state, box]
             inputs = [box, chatbot, state, lang, age, sex, pregnant]
-            send.click(service.respond, inputs, outputs, api_name="chat", concurrency_limit=4)
-            box.submit(service.respond, inputs, outputs, api_name=False, concurrency_limit=4)
+            send.click(patient.respond, inputs, outputs, api_name="chat", concurrency_limit=4)
+            box.submit(patient.respond, inputs, outputs, api_name=False, concurrency_limit=4)
 
         with gr.Tab("Staff 工作人员"):
             if not staff_enabled:
@@ -238,6 +247,7 @@ def build_app(settings: Settings, *, triager: Any = None, booker: Any = None, st
             else:
                 _staff_tab(gr, settings, staff)
     app.queue(default_concurrency_limit=4, max_size=64)
+    app.triage_service = service
     return app
 
 

@@ -33,10 +33,18 @@ from assistant.allocation import (
     urgency_weighted_wait,
 )
 from assistant.allocation.checks import compatibility_violations, overflow_violations
-from assistant.triage.schemas import DemandSignal, Disposition
+from assistant.domain import DemandSignal, Disposition
 
 LOCAL = timezone(timedelta(hours=8))
 NOW = datetime(2025, 11, 24, 7, 10, tzinfo=LOCAL)  # a Monday morning
+# The synthetic hospital's overflow table and shared services (scenario data: medical
+# specialties overflow to GENMED, surgical ones to GENSURG; radiology serves everyone).
+NEIGHBOURS: dict[str, list[str]] = {
+    **{d: ["GENMED"] for d in ("CARDIO", "RESP", "GASTRO", "NEURO", "ENDO", "NEPHRO", "RHEUM",
+                               "HAEM", "INFECT", "GERI", "PEDS")},
+    **{d: ["GENSURG"] for d in ("ORTHO", "URO", "VASC")},
+}
+SHARED: tuple[str, ...] = ("RADIOL",)
 
 CLINIC_DEPTS: dict[str, tuple[int, int, tuple[str, ...]]] = {
     # department: (min doctors, max doctors, sub-specialties)
@@ -313,12 +321,13 @@ SCENARIOS: dict[str, Callable[[int], Scenario]] = {
 def check(sc: Scenario, res: AllocationResult) -> list[str]:
     """All checks for one result: capacity, compatibility, integrality, urgency, overflow."""
     problems = capacity_violations(res, sc.resources)
-    problems += compatibility_violations(res, sc.signals, sc.resources, now=sc.now)
+    problems += compatibility_violations(res, sc.signals, sc.resources, now=sc.now, neighbours=NEIGHBOURS,
+                                         shared=SHARED)
     if not res.integral:
         problems.append("LP solution not integral")
     if res.method == "lp":
         problems += urgency_order_violations(res, sc.signals, sc.resources, now=sc.now)
-        problems += overflow_violations(res, sc.signals, sc.resources, now=sc.now)
+        problems += overflow_violations(res, sc.signals, sc.resources, now=sc.now, shared=SHARED)
     return problems
 
 
@@ -334,11 +343,11 @@ def run_scenarios(seed: int = 0) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for name, make in SCENARIOS.items():
         sc = make(seed)
-        lp = allocate(sc.signals, sc.resources, now=sc.now)
-        gr = greedy_allocate(sc.signals, sc.resources, now=sc.now)
+        lp = allocate(sc.signals, sc.resources, now=sc.now, neighbours=NEIGHBOURS, shared=SHARED)
+        gr = greedy_allocate(sc.signals, sc.resources, now=sc.now, neighbours=NEIGHBOURS, shared=SHARED)
         problems = [f"lp: {p}" for p in check(sc, lp)] + [f"greedy: {p}" for p in check(sc, gr)]
         if "status" in sc.expect:
-            single = book_one(sc.signals[0], sc.resources, now=sc.now)
+            single = book_one(sc.signals[0], sc.resources, now=sc.now, neighbours=NEIGHBOURS, shared=SHARED)
             for r in (lp, single):
                 if r.status != sc.expect["status"]:
                     problems.append(

@@ -16,11 +16,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from assistant.domain import BedType
 from assistant.errors import DataError
-from assistant.triage.schemas import BedType
+from assistant.paths import (
+    KNOWLEDGE_BASE_DIR,  # noqa: E402  (the default folder)
+    read_yaml,
+)
 
-#: Repository-root ``knowledge_base/`` folder (the package lives in ``<root>/assistant``).
-KNOWLEDGE_BASE_DIR = Path(__file__).resolve().parents[2] / "knowledge_base"
 CATALOG_FILE = "departments.yaml"
 
 #: The 26 canonical department codes, in catalog order.
@@ -63,6 +65,13 @@ class Department(BaseModel):
         default=None, ge=1, le=150, description="Only patients younger than this (PEDS: 14)."
     )
     sex: Literal["female", "male"] | None = None
+    aliases: tuple[str, ...] = Field(default=(), description="Staff words for it (lower case).")
+    sees_children: bool = Field(
+        default=False, description="Children go here directly rather than to PEDS."
+    )
+    emergency_only: bool = Field(
+        default=False, description="Only emergency dispositions may be allocated here."
+    )
 
     @field_validator("treats_en", "treats_zh", "name_en", "name_zh")
     @classmethod
@@ -137,7 +146,7 @@ def load_catalog(path: str | Path | None = None) -> dict[str, Department]:
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: Path) -> dict[str, Department]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot read department catalog ({exc.strerror})") from None
     except yaml.YAMLError as exc:
@@ -159,6 +168,11 @@ def _load_cached(path: Path) -> dict[str, Department]:
             if neighbour not in catalog:
                 raise DataError(
                     f"{path}: department {dept.code}: neighbour '{neighbour}' is not in the catalog"
+                )
+            if catalog[neighbour].emergency_only:
+                raise DataError(
+                    f"{path}: department {dept.code}: neighbour '{neighbour}' is emergency-only; "
+                    "routine care must not overflow into it"
                 )
     return catalog
 

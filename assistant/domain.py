@@ -1,4 +1,8 @@
-"""Typed results of triage, shared with allocation, the agent and the UI.
+"""Domain types shared by every layer: dispositions, resources, demand signals, results.
+
+This module is the bottom of the package (it imports nothing from ``assistant``):
+``hospital/``, ``allocation/``, ``triage/``, ``agent/``, the UI and the evaluation all
+import their shared types from here.
 
 Dispositions follow the five outcomes of telephone/online triage services (NHS 111
 dispositions grouped as in Semigran et al., BMJ 2015): the 3-level scale used by the
@@ -134,3 +138,132 @@ class DemandSignal(BaseModel):
             created_at=now,
             **fields,  # type: ignore[arg-type]
         )
+
+
+# ------------------------------------------------------------------ triage results
+
+class RedFlagRef(BaseModel):
+    """A red-flag rule that fired, with its source and the words that fired it."""
+
+    rule_id: str
+    name_en: str
+    name_zh: str
+    disposition: Disposition
+    source: str
+    evidence: str = Field(max_length=200)
+    advice_en: str = ""
+    advice_zh: str = ""
+
+
+class DepartmentScore(BaseModel):
+    """A recommended department (canonical code) with a fused score in [0, 1]."""
+
+    code: str
+    name_en: str
+    name_zh: str
+    score: float = Field(ge=0.0, le=1.0)
+    reason_en: str
+    reason_zh: str
+
+
+class DoctorSuggestion(BaseModel):
+    """An available doctor and their next free clinic slot (UTC times)."""
+
+    doctor_id: int
+    name_en: str
+    name_zh: str
+    title_en: str
+    title_zh: str
+    department: str
+    sub_specialties: list[str]
+    languages: list[str]
+    slot_id: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+class Citation(BaseModel):
+    """A retrieved passage the answer cites."""
+
+    title: str
+    source: str
+    url: str
+    snippet: str = Field(max_length=400)
+    score: float
+
+
+class ComplaintCodeRef(BaseModel):
+    """A presenting-complaint code (NCHS Reason for Visit classification) found in the text."""
+
+    code: str
+    label_en: str
+    label_zh: str = ""
+    evidence: str = Field(default="", max_length=200)
+
+
+class RiskEstimate(BaseModel):
+    """Calibrated risks from the acuity model (learned from NHAMCS ED visits), each in [0, 1]."""
+
+    p_emergency: float = Field(ge=0.0, le=1.0, description="P(nurse triage level 1-2)")
+    p_critical: float = Field(ge=0.0, le=1.0, description="P(ICU admission or death in the ED)")
+    p_admit: float = Field(ge=0.0, le=1.0, description="P(hospital admission)")
+    with_vitals: bool = False
+    model_version: str = ""
+
+
+class TriageResult(BaseModel):
+    """Structured outcome of one triage turn. JSON-serialisable.
+
+    ``disposition`` is never less urgent than the most urgent red flag in ``red_flags``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Literal["en", "zh"]
+    disposition: Disposition
+    red_flags: list[RedFlagRef] = []
+    urgency_rules: list[str] = []
+    complaint_codes: list[ComplaintCodeRef] = []
+    risk: RiskEstimate | None = None
+    reasons_en: list[str] = Field(default=[], description="Why this disposition, in words.")
+    reasons_zh: list[str] = Field(default=[], description="同上，中文。")
+    departments: list[DepartmentScore] = []
+    doctors: list[DoctorSuggestion] = []
+    follow_up_questions: list[str] = []
+    follow_up_ids: list[str] = []
+    citations: list[Citation] = []
+    demand_signal: DemandSignal | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    input_issues: list[str] = []
+    safe_reply: str | None = None
+    lead_in: str | None = None
+    notes: list[str] = []
+
+
+# ------------------------------------------------------------------ booking
+class DoctorRef(BaseModel):
+    """The booked doctor as shown to the patient (no patient data)."""
+
+    id: int
+    name_en: str
+    name_zh: str
+    title_en: str = ""
+    title_zh: str = ""
+
+
+class BookingOutcome(BaseModel):
+    """What the booking tool returns (JSON-serialisable, no patient text).
+
+    ``starts_at`` is a timezone-aware UTC datetime of the booked slot (None for a bed or
+    when nothing was booked).
+    """
+
+    booked: bool
+    ref: str | None = None
+    signal_id: str
+    department: str | None = None
+    overflow: bool = False
+    doctor: DoctorRef | None = None
+    starts_at: datetime | None = None
+    reason: str = ""
+    path: Literal["tool_call", "fallback"] = "fallback"
