@@ -18,10 +18,13 @@ codes are logged, never patient text.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import uuid
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -108,9 +111,12 @@ class TurnResult(BaseModel):
 
     Attributes:
         result: the triage result (urgency first; always present).
-        booking: the booking (a :class:`~assistant.domain.BookingOutcome` dump) when one
-            was made in this session.
+        booking: the booking hold (a :class:`~assistant.domain.BookingOutcome` dump) when
+            one is active in this session.
         booking_failed: booking was attempted and failed with a fault.
+        hold_limited: this client has made too many holds recently; none was made.
+        pre_arrival: an emergency: the demand signal was recorded for the emergency
+            department, and no ED capacity was consumed (patients go now, unbooked).
         answer: the patient-facing Markdown answer.
     """
 
@@ -119,7 +125,34 @@ class TurnResult(BaseModel):
     result: TriageResult
     booking: dict[str, Any] | None = None
     booking_failed: bool = False
+    hold_limited: bool = False
+    pre_arrival: bool = False
     answer: str
+
+
+class HoldLimiter:
+    """At most ``limit`` booking holds per client in any ``window`` (thread-safe, per process).
+
+    Args:
+        limit: holds allowed per window.
+        window: the sliding window.
+    """
+
+    def __init__(self, limit: int, window: timedelta = timedelta(hours=1)) -> None:
+        self.limit, self.window = limit, window
+        self._lock = threading.Lock()
+        self._events: dict[str, deque[datetime]] = defaultdict(deque)
+
+    def allow(self, client: str, now: datetime) -> bool:
+        """Record a hold for ``client`` and return True, or return False when over the limit."""
+        with self._lock:
+            events = self._events[client]
+            while events and events[0] <= now - self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            return True
 
 
 class TriageService:
@@ -145,6 +178,7 @@ class TriageService:
         self.hospital = hospital if hospital is not None else open_hospital(settings)
         self.triager = triager if triager is not None else Triager(
             settings, kb=self.kb, backend=backend, hospital=self.hospital)
+        self.holds = HoldLimiter(settings.max_holds_per_client_hour)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, with_model: bool = True) -> TriageService:
@@ -163,7 +197,7 @@ class TriageService:
     # ------------------------------------------------------------------------------
     def turn(self, session: PatientSession, message: str | bytes, profile: PatientProfile | None = None,
              *, book: bool | None = None, lead_in: bool | None = None,
-             now: datetime | None = None) -> TurnResult:
+             now: datetime | None = None, client: str = "local") -> TurnResult:
         """Run one patient turn.
 
         Args:
@@ -174,6 +208,7 @@ class TriageService:
                 an emergency, no open questions, or from the second turn on).
             lead_in: write a model lead-in (default ``settings.llm_lead_in``).
             now: the clock (UTC), for tests.
+            client: who is asking (e.g. a hash of the browser's address), for the hold limit.
 
         Returns:
             A :class:`TurnResult`; triage never raises for bad input, and a booking or
@@ -193,21 +228,29 @@ class TriageService:
         session.language = session.language or result.language
         session.asked |= set(result.follow_up_ids)
         session.last_disposition = result.disposition.value
-        booking_failed = False
+        booking_failed = hold_limited = pre_arrival = False
         if self.wants_booking(result, session, book):
             try:
-                outcome = self.book(result)
+                if result.disposition.is_emergency:
+                    pre_arrival = self.notify_arrival(result)
+                elif not self.holds.allow(client, now or datetime.now(timezone.utc)):
+                    hold_limited = True
+                    log.info("booking hold refused ref=%s: client over its hourly limit", _ref(result))
+                else:
+                    self.release(session)
+                    outcome = self.book(result)
+                    if outcome is not None:
+                        session.booking = outcome
             except Exception as exc:  # noqa: BLE001 - urgency advice must still go out
                 log.error("booking failed ref=%s error=%s", _ref(result), type(exc).__name__)
                 booking_failed = True
-            else:
-                if outcome is not None:
-                    session.booking = outcome
         use_llm = self.settings.llm_lead_in if lead_in is None else lead_in
         if use_llm:
             result.lead_in = self.lead_in(complaint, result)
-        answer = render_answer(result, booking=session.booking, booking_failed=booking_failed)
-        return TurnResult(result=result, booking=session.booking, booking_failed=booking_failed, answer=answer)
+        answer = render_answer(result, booking=session.booking, booking_failed=booking_failed,
+                               hold_minutes=self.settings.booking_hold_minutes)
+        return TurnResult(result=result, booking=session.booking, booking_failed=booking_failed,
+                          hold_limited=hold_limited, pre_arrival=pre_arrival, answer=answer)
 
     @staticmethod
     def wants_booking(result: TriageResult, session: PatientSession, book: bool | None) -> bool:
@@ -222,7 +265,9 @@ class TriageService:
         return result.disposition.is_emergency or not result.follow_up_questions or len(session.turns) >= 2
 
     def book(self, result: TriageResult) -> dict[str, Any] | None:
-        """Book the result's demand signal: the model's tool call when valid, else the fallback.
+        """Hold a slot for the result's demand signal: the model's tool call when valid, else
+        the fallback. The hold is tentative and lapses after ``booking_hold_minutes``
+        unless :meth:`confirm` is called.
 
         Returns:
             The :class:`~assistant.domain.BookingOutcome` dump when booked, None when there
@@ -235,8 +280,61 @@ class TriageService:
 
         if self.hospital is None or result.demand_signal is None:
             return None
-        outcome = book_resources(self.hospital, result.demand_signal, backend=self.backend, kb=self.kb)
+        outcome = book_resources(self.hospital, result.demand_signal, backend=self.backend, kb=self.kb,
+                                 hold=timedelta(minutes=self.settings.booking_hold_minutes))
         return outcome.model_dump() if outcome.booked else None
+
+    def notify_arrival(self, result: TriageResult) -> bool:
+        """Record an emergency's demand signal for the emergency department (pre-arrival
+        notice in the demand-signal table) without consuming ED capacity, which the
+        allocator keeps for arrivals. Returns True when recorded."""
+        if self.hospital is None or result.demand_signal is None:
+            return False
+        from assistant.hospital.bookings import save_signal
+        from assistant.hospital.db import write_session
+
+        with write_session(self.hospital) as db:
+            save_signal(db, result.demand_signal)
+        log.info("pre-arrival notice ref=%s dept=%s", _ref(result), result.demand_signal.department)
+        return True
+
+    def release(self, session: PatientSession) -> None:
+        """Cancel this session's tentative hold, if any (one hold per session)."""
+        ref = (session.booking or {}).get("ref")
+        if self.hospital is None or not ref:
+            return
+        from assistant.hospital.bookings import set_booking_status
+        from assistant.hospital.db import write_session
+        from assistant.hospital.models import Booking
+
+        with write_session(self.hospital) as db:
+            booking = db.get(Booking, ref)
+            if booking is not None and booking.status == "tentative":
+                set_booking_status(db, ref, "cancelled")
+        session.booking = None
+
+    def confirm(self, session: PatientSession) -> bool:
+        """Confirm this session's hold (it then no longer lapses).
+
+        Returns:
+            True when a live hold was confirmed; False when there is none or it lapsed.
+        """
+        ref = (session.booking or {}).get("ref")
+        if self.hospital is None or not ref:
+            return False
+        from assistant.hospital.bookings import set_booking_status
+        from assistant.hospital.db import write_session
+        from assistant.hospital.models import Booking
+
+        with write_session(self.hospital) as db:
+            booking = db.get(Booking, ref)
+            if booking is None or booking.status != "tentative":
+                if booking is None or booking.status == "cancelled":
+                    session.booking = None
+                return booking is not None and booking.status == "confirmed"
+            set_booking_status(db, ref, "confirmed")
+        session.booking = {**(session.booking or {}), "confirmed": True}
+        return True
 
     def lead_in(self, complaint: str, result: TriageResult) -> str | None:
         """A checked model lead-in sentence, or None (no model, unsafe text, or a failure)."""
@@ -253,3 +351,8 @@ class TriageService:
 
 def _ref(result: TriageResult) -> str:
     return result.demand_signal.patient_ref if result.demand_signal is not None else "-"
+
+
+def client_key(address: str | None) -> str:
+    """Pseudonymous key of a client address for rate limits (never the address itself)."""
+    return "c-" + hashlib.sha256(f"client:{address or '-'}".encode()).hexdigest()[:16]

@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     # --- language --------------------------------------------------------------------
     default_language: Literal["en", "zh"] = "en"
 
+    # --- patient bookings ---------------------------------------------------------------
+    booking_hold_minutes: int = Field(
+        default=30, ge=1, le=24 * 60,
+        description="A booking from the patient chat is a tentative hold released after this "
+        "many minutes unless the patient confirms it.",
+    )
+    max_holds_per_client_hour: int = Field(
+        default=3, ge=1, le=1000,
+        description="Booking holds one client (browser address) may make per hour.",
+    )
+
     # --- staff -----------------------------------------------------------------------
     staff_user: str = "staff"
     staff_password: SecretStr | None = Field(

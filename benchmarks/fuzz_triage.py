@@ -12,7 +12,8 @@ Runs at least ``--n`` inputs through :func:`assistant.triage.red_flags.match_red
 * ``soup``: shuffled context cues, pattern fragments and regex metacharacters up to
   20,000 characters (negation / history cues, gaps, "%ZGAP%", "(").
 
-A crash is any exception; a hang is one call over 1 s. When
+A crash is any exception; a hang is one call using over 1 s of CPU time (process time,
+so that a busy machine does not count as a hang; wall time is printed too). When
 ``assistant.triage.engine.Triager(Settings())`` builds, ``--triage`` noisy inputs also
 run through the full triage, which must give an emergency disposition; when it does not
 build (models or data missing), that part is skipped and said so. Exit status 1 when any
@@ -94,7 +95,7 @@ def main() -> int:
     hangs: list[tuple[float, str]] = []
     unsafe: list[str] = []
     counts = {"noisy": 0, "random": 0, "soup": 0}
-    slowest = 0.0
+    slowest = slowest_cpu = 0.0
     start_all = time.perf_counter()
     i = 0
     while sum(counts.values()) < args.n:
@@ -102,24 +103,25 @@ def main() -> int:
         i += 1
         row = rng.choice(positives) if kind == "noisy" else None
         text = noisy(rng, row["text"]) if row else random_text(rng) if kind == "random" else soup(rng)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             hits = match_red_flags(text, age_years=row.get("age") if row else None,
                                    sex=row.get("sex") if row else None)
         except Exception:  # noqa: BLE001 - a fuzzer reports every crash
             crashes.append(f"{text[:120]!r}\n{traceback.format_exc(limit=3)}")
             continue
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         slowest = max(slowest, elapsed)
+        slowest_cpu = max(slowest_cpu, cpu)
         counts[kind] += 1
-        if elapsed > HANG_S:
-            hangs.append((elapsed, text[:120]))
+        if cpu > HANG_S:
+            hangs.append((cpu, text[:120]))
         if row and not (hits and all(h.disposition.is_emergency for h in hits)):
             unsafe.append(f"{row['rule']}: {text!r}")
     total_s = time.perf_counter() - start_all
 
     print(f"match_red_flags: {sum(counts.values())} inputs ({counts}) in {total_s:.1f} s, "
-          f"slowest {slowest * 1000:.0f} ms")
+          f"slowest {slowest * 1000:.0f} ms wall, {slowest_cpu * 1000:.0f} ms CPU")
     print(f"  crashes: {len(crashes)}  hangs (> {HANG_S:.0f} s): {len(hangs)}  unsafe: {len(unsafe)}")
     for item in crashes[:10] + [f"{s:.2f} s {t!r}" for s, t in hangs[:10]] + unsafe[:20]:
         print("   ", item)
@@ -146,14 +148,14 @@ def _fuzz_triager(rng: random.Random, positives: list[dict], n: int) -> int:
     for _ in range(n):
         row = rng.choice(positives)
         text = noisy(rng, row["text"])
-        t0 = time.perf_counter()
+        c0 = time.process_time()
         try:
             result = triager.triage(text, age=row.get("age"), sex=row.get("sex"), lead_in=False)
         except Exception:  # noqa: BLE001
             crashes += 1
             print("    crash:", repr(text[:120]), traceback.format_exc(limit=2))
             continue
-        if time.perf_counter() - t0 > HANG_S:
+        if time.process_time() - c0 > HANG_S:
             hangs += 1
         if not result.disposition.is_emergency:
             unsafe += 1

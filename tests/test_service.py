@@ -128,3 +128,62 @@ def test_eval_rows_come_from_the_service(settings, hospital_db, tmp_path) -> Non
     assert rows[0]["error"] is None and rows[0]["pred_urgency3"] == "em"
     assert datetime.now(timezone.utc)  # rows carry no patient text
     assert "胸口" not in json.dumps({k: v for k, v in rows[0].items() if k != "id"}, ensure_ascii=False)
+
+
+def _free_slots(factory, department: str) -> int:  # noqa: ANN001
+    from datetime import timedelta
+
+    from assistant.hospital.queries import next_free_slots
+
+    now = datetime.now(timezone.utc)
+    with factory() as s:
+        return len(next_free_slots(s, department, now, now + timedelta(hours=2), limit=500, max_per_session=None))
+
+
+def test_emergency_chat_records_arrival_without_using_ed_capacity(settings, hospital_db) -> None:  # noqa: ANN001
+    service = TriageService(settings)
+    before = _free_slots(service.hospital, "EMERG")
+    for _ in range(3):
+        turn = service.turn(PatientSession(), "crushing chest pain and sweating", PatientProfile(age=60),
+                            book=True, client="c-one")
+        assert turn.pre_arrival and turn.booking is None and turn.result.disposition.is_emergency
+    assert _free_slots(service.hospital, "EMERG") == before
+
+
+def test_holds_are_limited_per_client_and_one_per_session(settings, hospital_db) -> None:  # noqa: ANN001
+    service = TriageService(settings.model_copy(update={"max_holds_per_client_hour": 2}))
+    first = PatientSession()
+    a = service.turn(first, "sore throat for three days, it hurts to swallow", PatientProfile(age=30),
+                     book=True, client="c-abuser")
+    assert a.booking is not None and "Confirm booking" in a.answer
+    b = service.turn(first, "also an itchy rash on my arm for a week", PatientProfile(age=30),
+                     book=True, client="c-abuser")
+    assert b.booking is not None and b.booking["ref"] != a.booking["ref"]
+    from assistant.hospital.models import Booking
+
+    with service.hospital() as db:
+        assert db.get(Booking, a.booking["ref"]).status == "cancelled"  # one hold per session
+    c = service.turn(PatientSession(), "earache for two days", PatientProfile(age=30), book=True, client="c-abuser")
+    assert c.hold_limited and c.booking is None
+    d = service.turn(PatientSession(), "earache for two days", PatientProfile(age=30), book=True, client="c-other")
+    assert d.booking is not None
+
+
+def test_unconfirmed_holds_lapse_and_confirmed_ones_stay(settings, hospital_db) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from assistant.hospital.bookings import expire_holds
+    from assistant.hospital.db import write_session
+    from assistant.hospital.models import Booking
+
+    service = TriageService(settings)
+    kept, lapsed = PatientSession(), PatientSession()
+    service.turn(kept, "sore throat for three days, it hurts to swallow", PatientProfile(age=30), book=True, client="k")
+    service.turn(lapsed, "itchy rash on my leg for a week", PatientProfile(age=30), book=True, client="l")
+    assert service.confirm(kept)
+    with write_session(service.hospital) as db:
+        assert expire_holds(db, older_than=datetime.now(timezone.utc) + timedelta(minutes=1)) >= 1
+    with service.hospital() as db:
+        assert db.get(Booking, kept.booking["ref"]).status == "confirmed"
+        assert db.get(Booking, lapsed.booking["ref"]).status == "cancelled"
+    assert not service.confirm(lapsed) and lapsed.booking is None

@@ -200,12 +200,12 @@ def test_cli_triage_json(settings, hospital_db) -> None:  # noqa: ANN001
     assert result.disposition is Disposition.CONSULTATION_24
 
 
-def test_urgency_classifier_only_raises(settings) -> None:  # noqa: ANN001
-    from assistant.triage.urgency_model import emergency_probability
-
-    high = emergency_probability(settings, "post-CPR state. SBP 70 HR 140 mental: unresponsive")
-    low = emergency_probability(settings, "ankle sprain. SBP 120 HR 72 RR 18 BT 36.5 SpO2 99")
-    assert high is not None and low is not None and high > low
+def test_acuity_risk_orders_real_presentations(triager) -> None:  # noqa: ANN001
+    high = triager.triage("post-CPR state. SBP 70 HR 140 mental: unresponsive", age=70)
+    low = triager.triage("ankle sprain. SBP 120 HR 72 RR 18 BT 36.5 SpO2 99", age=25)
+    assert high.risk is not None and low.risk is not None
+    assert high.risk.p_emergency > low.risk.p_emergency and high.risk.p_critical > low.risk.p_critical
+    assert high.disposition.is_emergency and not low.disposition.is_emergency
 
 
 def _opinion(department: str, more_urgent: bool):  # noqa: ANN202

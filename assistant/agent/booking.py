@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -42,7 +43,7 @@ def slot_resource(slot: Any) -> Any:
 
 
 def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback",
-                kb: KnowledgeBase | None = None) -> BookingOutcome:
+                kb: KnowledgeBase | None = None, hold: timedelta | None = None) -> BookingOutcome:
     """Book the best free clinic slot for ``signal`` (see module docstring).
 
     Args:
@@ -52,12 +53,14 @@ def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback",
         kb: knowledge base for the overflow table and the emergency-only policy
             (default folder when None): a non-emergency signal is never booked into an
             emergency-only department, its own or a neighbour.
+        hold: when set, the booking is a tentative hold and holds older than this are
+            released first, in the same transaction (patient-chat bookings).
 
     Returns:
         A :class:`BookingOutcome`; ``booked=False`` with a reason when no capacity fits.
     """
     from assistant.allocation import book_one
-    from assistant.hospital.bookings import BookingConflictError, create_booking, save_signal
+    from assistant.hospital.bookings import BookingConflictError, create_booking, expire_holds, save_signal
     from assistant.hospital.db import write_session
     from assistant.hospital.queries import next_free_slots
 
@@ -71,6 +74,8 @@ def book_signal(factory: Any, signal: DemandSignal, *, path: str = "fallback",
     excluded: set[int] = set()
     for _ in range(MAX_RETRIES):
         with write_session(factory) as session:
+            if hold is not None:
+                expire_holds(session, older_than=datetime.now(timezone.utc) - hold)
             slots = []
             for dept in [signal.department, *neighbours.get(signal.department, [])]:
                 if not kb.allows(dept, emergency=emergency):
@@ -154,7 +159,7 @@ def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict
 
 
 def book_resources(factory: Any, signal: DemandSignal, *, backend: ChatBackend | None = None,
-                   kb: KnowledgeBase | None = None) -> BookingOutcome:
+                   kb: KnowledgeBase | None = None, hold: timedelta | None = None) -> BookingOutcome:
     """Patient flow: model tool call when valid, else the deterministic fallback.
 
     Args:
@@ -162,6 +167,7 @@ def book_resources(factory: Any, signal: DemandSignal, *, backend: ChatBackend |
         signal: the demand signal to book.
         backend: chat model asked for the ``book_resources`` tool call (None: fallback).
         kb: knowledge base (overflow table, emergency-only policy).
+        hold: make a tentative hold of this lifetime (see :func:`book_signal`).
 
     Returns:
         The :class:`BookingOutcome`, with ``path`` saying which path booked.
@@ -170,28 +176,4 @@ def book_resources(factory: Any, signal: DemandSignal, *, backend: ChatBackend |
     if backend is not None:
         valid, _ = request_booking_call(backend, signal)
         path = "tool_call" if valid else "fallback"
-    return book_signal(factory, signal, path=path, kb=kb)
-
-
-def make_booker(settings: Settings, *, backend: Any = None) -> Callable[[Any, str], dict[str, Any] | None]:
-    """A ``f(triage_result, session_id) -> booking dict | None`` for the UI.
-
-    Every disposition is booked: emergencies into the emergency department's current
-    shift (so the ED expects the patient), others into a clinic slot in the window.
-    Returns None when there are no tables or no capacity.
-    """
-    from assistant.hospital.db import open_db
-
-    path = settings.resolved_hospital_db
-    factory = open_db(path, create=False) if path.is_file() else None
-
-    def booker(result: Any, session_id: str) -> dict[str, Any] | None:
-        signal = result.demand_signal
-        if factory is None or signal is None:
-            return None
-        outcome = book_resources(factory, signal, backend=backend)
-        if not outcome.booked:
-            return None
-        return outcome.model_dump()
-
-    return booker
+    return book_signal(factory, signal, path=path, kb=kb, hold=hold)

@@ -9,6 +9,7 @@ the database's refusal into :class:`BookingConflictError`. Call them inside
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select, update
@@ -159,3 +160,20 @@ def load_signals(session: Session, ids: list[str]) -> dict[str, DemandSignal]:
     rows = session.execute(select(DemandSignalRow.id, DemandSignalRow.payload)
                            .where(DemandSignalRow.id.in_(ids)))
     return {i: DemandSignal.model_validate_json(p) for i, p in rows}
+
+
+def expire_holds(session: Session, *, older_than: datetime) -> int:
+    """Release (cancel) tentative holds created before ``older_than`` (aware UTC).
+
+    Patient-chat bookings are tentative holds that expire unless confirmed; a released
+    slot is free again at once (the unique index counts only non-cancelled bookings).
+
+    Returns:
+        The number of holds released.
+    """
+    result = session.execute(
+        update(Booking)
+        .where(Booking.status == "tentative", Booking.created_at < older_than)
+        .values(status="cancelled", updated_at=utcnow())
+    )
+    return int(result.rowcount or 0)

@@ -10,15 +10,22 @@ Three calibrated probabilities for one patient, from the coded complaint (see
   2019;23:64);
 * ``p_admit``: admitted to hospital (NHAMCS ADMITHOS == 1).
 
-Model: one L2 logistic regression per outcome over a fixed feature map (complaint codes,
-code groups, age bands, sex, vital-sign bands with missing indicators), calibrated with
-isotonic regression fitted on out-of-fold scores. It is trained by
-``eval/urgency/train_acuity.py`` and stored as plain numbers (``model.npz``: coefficient
-matrix, intercepts, isotonic knots; ``metadata.json``: features, thresholds, validation
-metrics), so loading unpickles nothing and takes milliseconds.
+Model (trained by ``eval/urgency/train_acuity.py``), per outcome, a stack of:
 
-Vital-sign bands follow NEWS2 (Royal College of Physicians 2017) cut-offs; the weights of
-every band are learned, not taken from NEWS2. Nothing here imports torch.
+1. complaint encodings learned on NHAMCS 2018-2019: smoothed target rates of every RFV code
+   and 3-digit code group (max, summed log-odds deviation, first code) for the three outcomes,
+   and one L2 logistic regression per outcome over :func:`feature_dict` without vitals
+   (codes, code groups, age bands, sex) whose logit is one more input;
+2. a gradient-boosted tree ensemble (sklearn ``HistGradientBoostingClassifier``) over those
+   encodings plus age, sex, number of complaints and the raw vital signs (missing values
+   handled natively by the trees);
+3. a monotone piecewise-linear calibration (isotonic regression on out-of-fold scores, knots
+   at the block means).
+
+Everything is stored as plain arrays (``model.npz``, ``allow_pickle=False``: code tables,
+logistic coefficients, the flattened tree nodes, calibration knots) plus ``metadata.json``
+(features, thresholds, validation); prediction is a few numpy look-ups, so loading unpickles
+nothing, imports neither sklearn nor torch, and takes milliseconds.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import functools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,7 +46,8 @@ from assistant.triage.complaints import ComplaintCoding
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "knowledge_base" / "models" / "acuity"
 TARGETS = ("emergency", "critical", "admit")
 
-# Age bands (years, lower bounds) and NEWS2-style vital bands (upper bounds, inclusive).
+# Age bands (years, lower bounds) of the logistic part; NEWS2 vital bands (upper bounds,
+# inclusive) are used only to name abnormal vitals in the explanation.
 AGE_BANDS = (0, 1, 5, 15, 25, 45, 65, 75, 85)
 VITAL_BANDS: dict[str, tuple[float, ...]] = {
     "sbp": (90, 100, 110, 179, 219),      # NEWS2: <=90 / 91-100 / 101-110 / 111-219 / >=220
@@ -48,9 +56,15 @@ VITAL_BANDS: dict[str, tuple[float, ...]] = {
     "temp_c": (35.0, 36.0, 38.0, 39.0),   # NEWS2: <=35 / 35.1-36 / 36.1-38 / 38.1-39 / >=39.1
     "spo2": (91, 93, 95),                 # NEWS2 scale 1: <=91 / 92-93 / 94-95 / >=96
 }
+VITAL_NORMAL_BAND = {"sbp": 3, "hr": 2, "rr": 2, "temp_c": 2, "spo2": 3}
+VITAL_ORDER = ("sbp", "hr", "rr", "temp_c", "spo2")
 VITAL_NAMES = {"sbp": "systolic BP", "hr": "heart rate", "rr": "respiratory rate",
                "temp_c": "temperature", "spo2": "SpO2"}
 VITAL_UNITS = {"sbp": "mmHg", "hr": "/min", "rr": "/min", "temp_c": "°C", "spo2": "%"}
+TE_STATS = ("max", "sumdev", "first", "gmax", "gsumdev")
+TREE_FEATURES = (["age", "sex_m", "ncodes", *VITAL_ORDER, "vitals_given"]
+                 + [f"te_{s}_{t}" for t in TARGETS for s in TE_STATS] + [f"lr_{t}" for t in TARGETS])
+"""Input columns of the tree ensembles, in order (NaN = missing)."""
 
 
 def _band(value: float, cuts: tuple[float, ...]) -> int:
@@ -60,9 +74,15 @@ def _band(value: float, cuts: tuple[float, ...]) -> int:
     return len(cuts)
 
 
+def clean_vitals(vitals: dict[str, float] | None) -> dict[str, float]:
+    """The known, finite vitals of ``vitals`` (``{}`` when none)."""
+    return {k: float(v) for k, v in (vitals or {}).items()
+            if k in VITAL_BANDS and v is not None and math.isfinite(v)}
+
+
 def feature_dict(coding: ComplaintCoding, *, age_years: float | None, sex: str | None,
                  vitals: dict[str, float] | None) -> dict[str, float]:
-    """Sparse named features of one patient (the model's input map).
+    """Sparse named features of one patient (the input map of the logistic part).
 
     Args:
         coding: the coded complaint (affirmed codes are used; negated ones are not).
@@ -74,7 +94,8 @@ def feature_dict(coding: ComplaintCoding, *, age_years: float | None, sex: str |
         ``{feature name: value}`` with names ``code:<RFV>``, ``group:<RFV[:3]>``,
         ``module:<RFV[0]>``, ``ncodes``, ``nocode``, ``age:<band>``, ``age_missing``,
         ``sex:M``, ``sex_missing``, ``vitals_given``, ``<vital>:<band>``, ``<vital>:missing``.
-        Names unknown to a stored model are ignored by it.
+        Names unknown to a stored model are ignored by it (the stored logistic part is
+        trained without the vital-sign names; vitals reach the model through the trees).
     """
     f: dict[str, float] = {}
     codes = [c.code for c in coding.codes]
@@ -95,8 +116,7 @@ def feature_dict(coding: ComplaintCoding, *, age_years: float | None, sex: str |
         f["sex:M"] = 1.0
     elif sex != "F":
         f["sex_missing"] = 1.0
-    vitals = {k: v for k, v in (vitals or {}).items() if k in VITAL_BANDS and v is not None
-              and math.isfinite(v)}
+    vitals = clean_vitals(vitals)
     if vitals:
         f["vitals_given"] = 1.0
         for name, cuts in VITAL_BANDS.items():
@@ -114,8 +134,8 @@ class AcuityRisk(BaseModel):
         p_emergency: P(triage level 1-2), in [0, 1].
         p_critical: P(critical-care admission or death in ED), in [0, 1].
         p_admit: P(hospital admission), in [0, 1].
-        factors: up to 5 human-readable contributors to ``p_emergency``
-            ("complaint: Chest pain", "age 78", "SpO2 89 %").
+        factors: up to 5 human-readable contributors to ``p_emergency`` (inputs whose removal
+            lowers it most: "complaint: Chest pain", "age 78", "SpO2 89 %").
         with_vitals: whether vital signs were used (selects the thresholds).
     """
 
@@ -137,6 +157,37 @@ class AcuityDecision(BaseModel):
     reasons: list[str]
 
 
+class _Trees:
+    """A flattened gradient-boosted tree ensemble (binary log-loss) evaluated with numpy."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
+        self.feature = np.asarray(arrays[f"{prefix}_feature"], dtype=np.int64)
+        self.threshold = np.asarray(arrays[f"{prefix}_threshold"], dtype=np.float64)
+        self.left = np.asarray(arrays[f"{prefix}_left"], dtype=np.int64)
+        self.right = np.asarray(arrays[f"{prefix}_right"], dtype=np.int64)
+        self.value = np.asarray(arrays[f"{prefix}_value"], dtype=np.float64)
+        self.missing_left = np.asarray(arrays[f"{prefix}_missing_left"], dtype=bool)
+        self.is_leaf = np.asarray(arrays[f"{prefix}_is_leaf"], dtype=bool)
+        self.roots = np.asarray(arrays[f"{prefix}_roots"], dtype=np.int64)
+        self.baseline = float(np.asarray(arrays[f"{prefix}_baseline"]).ravel()[0])
+        self.max_depth = int(np.asarray(arrays[f"{prefix}_max_depth"]).ravel()[0])
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """Raw scores (log-odds), shape ``(n,)``, of ``x`` ``(n, len(TREE_FEATURES))``."""
+        n = x.shape[0]
+        node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
+        rows = np.arange(n)[:, None]
+        for _ in range(self.max_depth + 1):
+            leaf = self.is_leaf[node]
+            if leaf.all():
+                break
+            xv = x[rows, self.feature[node]]
+            go_left = np.where(np.isnan(xv), self.missing_left[node], xv <= self.threshold[node])
+            nxt = np.where(go_left, self.left[node], self.right[node])
+            node = np.where(leaf, node, nxt)
+        return self.baseline + self.value[node].sum(axis=1)
+
+
 class AcuityModel:
     """The stored acuity model (see module docstring). Build with :func:`load_acuity_model`."""
 
@@ -144,17 +195,28 @@ class AcuityModel:
         self.metadata = metadata
         self.features: list[str] = list(metadata["features"])
         self.index = {name: i for i, name in enumerate(self.features)}
-        self.coef = np.asarray(arrays["coef"], dtype=np.float64)          # (3, F)
+        self.coef = np.asarray(arrays["coef"], dtype=np.float64)          # (3, F) logistic part
         self.intercept = np.asarray(arrays["intercept"], dtype=np.float64)  # (3,)
-        self.iso_x = [np.asarray(arrays[f"iso_x_{t}"], dtype=np.float64) for t in TARGETS]
-        self.iso_y = [np.asarray(arrays[f"iso_y_{t}"], dtype=np.float64) for t in TARGETS]
+        self.te_codes: list[str] = list(metadata["te_codes"])
+        self.te_groups: list[str] = list(metadata["te_groups"])
+        self.code_index = {c: i for i, c in enumerate(self.te_codes)}
+        self.group_index = {g: i for i, g in enumerate(self.te_groups)}
+        self.te_rate = np.asarray(arrays["te_rate"], dtype=np.float64)     # (3, n_codes)
+        self.te_grate = np.asarray(arrays["te_grate"], dtype=np.float64)   # (3, n_groups)
+        self.te_prior = np.asarray(arrays["te_prior"], dtype=np.float64)   # (3,)
+        self.trees = [_Trees(arrays, f"tree_{t}") for t in TARGETS]
+        self.cal_x = [np.asarray(arrays[f"cal_x_{t}"], dtype=np.float64) for t in TARGETS]
+        self.cal_y = [np.asarray(arrays[f"cal_y_{t}"], dtype=np.float64) for t in TARGETS]
         self.thresholds: dict[str, dict[str, float]] = metadata["thresholds"]
         self.labels: dict[str, str] = metadata.get("code_labels", {})
         if self.coef.shape != (len(TARGETS), len(self.features)):
             raise DataError(f"acuity model: coef shape {self.coef.shape} != (3, {len(self.features)})")
+        if list(metadata.get("tree_features", TREE_FEATURES)) != list(TREE_FEATURES):
+            raise DataError("acuity model: stored tree features differ from this code's TREE_FEATURES")
 
+    # ------------------------------------------------------------------ features
     def vector(self, features: dict[str, float]) -> np.ndarray:
-        """Dense feature vector (shape ``(F,)``) of a :func:`feature_dict`."""
+        """Dense vector (shape ``(F,)``) of a :func:`feature_dict` for the logistic part."""
         x = np.zeros(len(self.features))
         for name, value in features.items():
             j = self.index.get(name)
@@ -162,14 +224,52 @@ class AcuityModel:
                 x[j] = value
         return x
 
-    def calibrate(self, target: int, scores: np.ndarray) -> np.ndarray:
-        """Isotonic calibration of raw logits ``scores`` (any shape) for target index 0-2."""
-        return np.clip(np.interp(scores, self.iso_x[target], self.iso_y[target]), 0.0, 1.0)
+    def encode_codes(self, codes: Sequence[str]) -> np.ndarray:
+        """Complaint encodings (``TE_STATS`` per target, shape ``(3 * 5,)``; NaN when no known code)."""
+        out = np.full((len(TARGETS), len(TE_STATS)), np.nan)
+        ci = [self.code_index[c] for c in dict.fromkeys(codes) if c in self.code_index]
+        gi = [self.group_index[g] for g in dict.fromkeys(c[:3] for c in codes) if g in self.group_index]
+        prior = self.te_prior
+        lo = np.log(prior / (1 - prior))
+        if ci:
+            r = self.te_rate[:, ci]
+            out[:, 0] = r.max(axis=1)
+            out[:, 1] = (np.log(r / (1 - r)) - lo[:, None]).sum(axis=1)
+            first = self.code_index.get(codes[0]) if codes else None
+            out[:, 2] = self.te_rate[:, first] if first is not None else np.nan
+        if gi:
+            gr = self.te_grate[:, gi]
+            out[:, 3] = gr.max(axis=1)
+            out[:, 4] = (np.log(gr / (1 - gr)) - lo[:, None]).sum(axis=1)
+        return out.ravel()
 
-    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, shape ``(n, 3)`` (emergency, critical, admit), of ``x`` ``(n, F)``."""
-        logits = x @ self.coef.T + self.intercept
-        return np.stack([self.calibrate(t, logits[:, t]) for t in range(len(TARGETS))], axis=1)
+    def tree_row(self, codes: Sequence[str], *, age_years: float | None, sex: str | None,
+                 vitals: dict[str, float] | None) -> np.ndarray:
+        """One row of tree inputs (``TREE_FEATURES`` order)."""
+        vit = clean_vitals(vitals)
+        fd = feature_dict(_Codes(codes), age_years=age_years, sex=sex, vitals=None)
+        lr = self.vector(fd) @ self.coef.T + self.intercept
+        age = float(age_years) if age_years is not None and math.isfinite(age_years) else np.nan
+        sx = 1.0 if sex == "M" else 0.0 if sex == "F" else np.nan
+        head = [age, sx, float(min(len(codes), 3))] + [vit.get(k, np.nan) for k in VITAL_ORDER]
+        head.append(1.0 if vit else 0.0)
+        return np.concatenate([np.array(head), self.encode_codes(codes), lr])
+
+    # ------------------------------------------------------------------ prediction
+    def calibrate(self, target: int, scores: np.ndarray) -> np.ndarray:
+        """Monotone calibration of raw tree scores ``scores`` (any shape) for target index 0-2."""
+        return np.clip(np.interp(scores, self.cal_x[target], self.cal_y[target]), 0.0, 1.0)
+
+    def predict_rows(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, shape ``(n, 3)``, of tree-input rows ``x`` ``(n, len(TREE_FEATURES))``."""
+        return np.stack([self.calibrate(t, self.trees[t].raw(x)) for t in range(len(TARGETS))], axis=1)
+
+    def predict_many(self, codings: Sequence[ComplaintCoding], *, ages: Sequence[float | None],
+                     sexes: Sequence[str | None], vitals: Sequence[dict[str, float] | None]) -> np.ndarray:
+        """Calibrated probabilities ``(n, 3)`` for many patients (vitals None/{} = not given)."""
+        x = np.stack([self.tree_row([c.code for c in cd.codes], age_years=a, sex=s, vitals=v)
+                      for cd, a, s, v in zip(codings, ages, sexes, vitals, strict=True)])
+        return self.predict_rows(x)
 
     def predict(self, coding: ComplaintCoding, *, age_years: float | None = None,
                 sex: str | None = None, vitals: dict[str, float] | None = None) -> AcuityRisk:
@@ -185,45 +285,40 @@ class AcuityModel:
         """
         age = coding.age_years if age_years is None else age_years
         sx = coding.sex if sex is None else sex
-        vit = coding.vitals if vitals is None else vitals
-        feats = feature_dict(coding, age_years=age, sex=sx, vitals=vit)
-        x = self.vector(feats)
-        p = self.predict_matrix(x[None, :])[0]
-        return AcuityRisk(p_emergency=float(p[0]), p_critical=float(p[1]), p_admit=float(p[2]),
-                          factors=self._factors(x, age, vit or {}), with_vitals="vitals_given" in feats)
+        vit = clean_vitals(coding.vitals if vitals is None else vitals)
+        codes = [c.code for c in coding.codes]
+        # the patient, then one variant per input left out (for the explanation)
+        variants: list[tuple[str, list[str], float | None, dict[str, float]]] = [("", codes, age, vit)]
+        for code in dict.fromkeys(codes):
+            label = next((c.label_en for c in coding.codes if c.code == code), code)
+            variants.append((f"complaint: {self.labels.get(code, label)}", [c for c in codes if c != code], age, vit))
+        if age is not None and math.isfinite(age) and not 15 <= age < 65:
+            variants.append((f"age {age:g}", codes, 40.0, vit))
+        for name, value in vit.items():
+            if _band(value, VITAL_BANDS[name]) != VITAL_NORMAL_BAND[name]:
+                variants.append((f"{VITAL_NAMES[name]} {value:g} {VITAL_UNITS[name]}", codes, age,
+                                 {k: v for k, v in vit.items() if k != name}))
+        x = np.stack([self.tree_row(c, age_years=a, sex=sx, vitals=v) for _, c, a, v in variants])
+        x[1:, TREE_FEATURES.index("vitals_given")] = x[0, TREE_FEATURES.index("vitals_given")]
+        p = self.predict_rows(x)
+        drop = p[0, 0] - p[1:, 0]
+        factors = [variants[i + 1][0] for i in np.argsort(-drop) if drop[i] > 0.005][:5]
+        return AcuityRisk(p_emergency=float(p[0, 0]), p_critical=float(p[0, 1]), p_admit=float(p[0, 2]),
+                          factors=factors, with_vitals=bool(vit))
 
-    def _factors(self, x: np.ndarray, age: float | None, vitals: dict[str, float]) -> list[str]:
-        contrib = self.coef[0] * x
-        out: list[str] = []
-        for j in np.argsort(-contrib):
-            if contrib[j] <= 0.05 or len(out) >= 5:
-                break
-            name = self.features[j]
-            kind, _, value = name.partition(":")
-            if kind == "code":
-                text = f"complaint: {self.labels.get(value, value)}"
-            elif kind == "group":
-                continue
-            elif kind == "age" or name == "age_years_10":
-                text = f"age {age:g}" if age is not None else ""
-            elif kind in VITAL_BANDS and value != "missing":
-                text = f"{VITAL_NAMES[kind]} {vitals.get(kind, float('nan')):g} {VITAL_UNITS[kind]}"
-            else:
-                continue
-            if text and text not in out:
-                out.append(text)
-        return out
-
+    # ------------------------------------------------------------------ policy
     def decide(self, risk: AcuityRisk) -> AcuityDecision:
         """Disposition from risks with the thresholds stored in the model metadata.
 
-        Rules (thresholds chosen on out-of-fold 2018-2019 NHAMCS predictions, separately for
-        with/without vitals; see ``metadata.json``):
-        ``emergency_ambulance`` if ``p_critical >= t_ambulance``; ``emergency`` if
-        ``p_emergency >= t_emergency`` (recall >= 90 % operating point);
-        ``consultation_24`` if ``p_emergency >= t_consult24`` or ``p_admit >= t_admit24``;
-        ``self_care`` if ``p_emergency < t_self_care`` and ``p_admit < t_admit_self_care``;
-        else ``consultation``.
+        Thresholds were chosen on out-of-fold 2018-2019 NHAMCS predictions, separately for
+        with/without vitals (never on 2020 or KTAS); see ``metadata.json``. Rules, first match:
+
+        * ``emergency_ambulance``: ``p_critical >= t_ambulance`` (critical-care precision >= 25 %);
+        * ``emergency``: ``p_emergency >= t_emergency`` (the recall >= 90 % operating point);
+        * ``consultation_24`` (same day): ``p_emergency >= t_consult24`` (the band just below
+          the emergency threshold, down to the recall >= 98 % point) or ``p_admit >= t_admit24``;
+        * ``self_care``: ``p_emergency < t_self_care`` and ``p_admit < t_admit_self_care``;
+        * else ``consultation``.
 
         Returns:
             :class:`AcuityDecision` (disposition + reasons in English).
@@ -239,12 +334,25 @@ class AcuityModel:
                 f"emergency-level triage risk {pe:.0%} >= {t['t_emergency']:.0%}{top}"])
         if pe >= t["t_consult24"] or pa >= t["t_admit24"]:
             return AcuityDecision(disposition=Disposition.CONSULTATION_24, reasons=[
-                f"emergency-level risk {pe:.0%}, admission risk {pa:.0%}: see a doctor within 24 h{top}"])
+                f"emergency-level risk {pe:.0%}, admission risk {pa:.0%}: see a doctor today{top}"])
         if pe < t["t_self_care"] and pa < t["t_admit_self_care"]:
             return AcuityDecision(disposition=Disposition.SELF_CARE, reasons=[
                 f"low emergency-level risk {pe:.0%} and admission risk {pa:.0%}"])
         return AcuityDecision(disposition=Disposition.CONSULTATION, reasons=[
             f"emergency-level risk {pe:.0%}, admission risk {pa:.0%}: book a clinic visit"])
+
+
+class _Codes:
+    """Minimal stand-in for :class:`ComplaintCoding` (``.codes[i].code``) used by :func:`feature_dict`."""
+
+    class _C:
+        __slots__ = ("code",)
+
+        def __init__(self, code: str) -> None:
+            self.code = code
+
+    def __init__(self, codes: Sequence[str]) -> None:
+        self.codes = [self._C(c) for c in codes]
 
 
 def decide(risk: AcuityRisk, model: AcuityModel | None = None) -> AcuityDecision:
@@ -287,6 +395,7 @@ def load_acuity_model(path: str | Path | None = None) -> AcuityModel:
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "TARGETS",
+    "TREE_FEATURES",
     "AcuityDecision",
     "AcuityModel",
     "AcuityRisk",

@@ -62,7 +62,7 @@ def format_when(when: Any, lang: str, tz: ZoneInfo | None = None) -> str:
 
 
 def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None,
-                  booking_failed: bool = False) -> str:
+                  booking_failed: bool = False, hold_minutes: int | None = None) -> str:
     """Markdown answer for the patient.
 
     Args:
@@ -72,6 +72,8 @@ def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None
             suggested slot.
         booking_failed: booking was attempted and failed (a fault, not "no capacity"):
             the answer says so and what to do instead; the urgency advice stays.
+        hold_minutes: an unconfirmed booking is a hold released after this many minutes;
+            the answer asks the patient to confirm it.
 
     Text that did not come from our templates is escaped (:func:`md_escape`).
     """
@@ -106,6 +108,8 @@ def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None
         lines.append(_t(lang, "booked", name=md_escape(doc["name_zh"] if lang == "zh" else doc["name_en"]),
                         title=md_escape(doc["title_zh"] if lang == "zh" else doc["title_en"]),
                         when=format_when(booking["starts_at"], lang), ref=md_escape(booking["ref"])))
+        if hold_minutes and not booking.get("confirmed"):
+            lines.append(_t(lang, "hold", minutes=hold_minutes))
     elif booking_failed:
         key = "booking_failed_emergency" if result.disposition.is_emergency else "booking_failed"
         lines.append(_t(lang, key))

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant.llm.base import ChatBackend
-from assistant.service import PatientProfile, PatientSession, TriageService
+from assistant.service import PatientProfile, PatientSession, TriageService, client_key
 from assistant.settings import Settings
 from assistant.triage.render import md_escape
 
@@ -112,6 +112,7 @@ class PatientService:
         age: Any,
         sex: str | None,
         pregnant: bool,
+        request: Any = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Stream one reply: yields (history, banner, card, questions, citations, state, textbox).
 
@@ -131,7 +132,8 @@ class PatientService:
         history.append({"role": "user", "content": text[:2000] + (" …" if len(text) > 2000 else "")})
         try:
             profile = _profile(age, sex, pregnant, lang)
-            turn = self.service.turn(state, text, profile, lead_in=False)
+            address = getattr(getattr(request, "client", None), "host", None)
+            turn = self.service.turn(state, text, profile, lead_in=False, client=client_key(address))
         except Exception:  # noqa: BLE001 - never a traceback in front of a patient
             log.error("patient turn failed in triage (session ref hidden)")
             history.append({"role": "assistant", "content": ERROR_REPLY[lang or "en"]})
@@ -150,6 +152,21 @@ class PatientService:
             if lead:
                 history[-1]["content"] = f"{md_escape(lead)}\n\n{turn.answer}"
                 yield history, banner, card, questions, citations_md(result), state, ""
+
+
+    def confirm(self, state: PatientSession | None) -> tuple[str, PatientSession | None]:
+        """Confirm the session's held slot; returns (status Markdown, state)."""
+        if not isinstance(state, PatientSession) or not state.booking:
+            return "No booking to confirm. 没有需要确认的预约。", state
+        try:
+            ok = self.service.confirm(state)
+        except Exception as exc:  # noqa: BLE001 - never a traceback in front of a patient
+            log.error("confirm failed: %s", type(exc).__name__)
+            ok = False
+        if ok:
+            return "✅ Booking confirmed. 预约已确认。", state
+        return ("The hold has lapsed or could not be confirmed; please ask again or call the hospital. "
+                "保留已过期或无法确认，请重新咨询或致电医院。"), state
 
 
 def _profile(age: Any, sex: Any, pregnant: Any, lang: str | None) -> PatientProfile:
@@ -236,10 +253,19 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
             box = gr.Textbox(label="Describe your symptoms 请描述您的症状", elem_id="complaint",
                              lines=2, max_length=100_000)
             send = gr.Button("Send 发送", variant="primary", elem_id="send")
+            confirm = gr.Button("Confirm booking 确认预约", elem_id="confirm")
+            confirm_status = gr.Markdown(elem_id="confirm-status")
             outputs = [chatbot, banner, card, questions, cites, state, box]
             inputs = [box, chatbot, state, lang, age, sex, pregnant]
-            send.click(patient.respond, inputs, outputs, api_name="chat", concurrency_limit=4)
-            box.submit(patient.respond, inputs, outputs, api_name=False, concurrency_limit=4)
+
+            def chat(message: Any, history: Any, state: Any, lang_choice: Any, age: Any, sex: Any,
+                     pregnant: Any, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+                yield from patient.respond(message, history, state, lang_choice, age, sex, pregnant, request)
+
+            chat.__annotations__["request"] = gr.Request  # resolved by Gradio: the caller's request
+            send.click(chat, inputs, outputs, api_name="chat", concurrency_limit=4)
+            box.submit(chat, inputs, outputs, api_name=False, concurrency_limit=4)
+            confirm.click(patient.confirm, [state], [confirm_status, state], api_name="confirm_booking")
 
         with gr.Tab("Staff 工作人员"):
             if not staff_enabled:
