@@ -29,3 +29,11 @@ class DataError(AssistantError):
 
 class InputError(AssistantError):
     """Patient or staff input that cannot be processed (empty, binary, too long)."""
+
+
+class StorageError(DataError):
+    """A state file (hospital database, index, audit log) is corrupt, or the disk is full."""
+
+
+class AuthError(AssistantError):
+    """A staff account file or account entry is malformed (never says which password)."""

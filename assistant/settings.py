@@ -138,6 +138,24 @@ class Settings(BaseSettings):
     staff_password: SecretStr | None = Field(
         default=None, description="Staff tab password; the staff tab refuses to start without one."
     )
+    staff_accounts_file: Path | None = Field(
+        default=None,
+        description="TOML or JSON file of named staff accounts, {user: bcrypt hash}; written by "
+        "`assistant staff add-user NAME`. Defaults to <data_dir>/staff_accounts.toml when that "
+        "file exists. Used together with staff_user/staff_password.",
+    )
+    staff_lockout_failures: int = Field(
+        default=5, ge=1, le=100,
+        description="Failed staff logins (per user and per client address) before a lockout.",
+    )
+    staff_lockout_seconds: int = Field(
+        default=30, ge=1, le=86_400,
+        description="First staff-login lockout in seconds; doubles per further failure.",
+    )
+    staff_lockout_max_seconds: int = Field(
+        default=900, ge=1, le=86_400,
+        description="Cap on one staff-login lockout in seconds.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -178,6 +196,13 @@ class Settings(BaseSettings):
         from assistant.paths import PROMPTS_DIR
 
         return self.prompts_dir if self.prompts_dir is not None else PROMPTS_DIR
+
+    @property
+    def resolved_staff_accounts_file(self) -> Path:
+        """Staff accounts file (``staff_accounts_file`` or ``<data_dir>/staff_accounts.toml``)."""
+        if self.staff_accounts_file is not None:
+            return self.staff_accounts_file
+        return self.data_dir / "staff_accounts.toml"
 
     @property
     def model_cache_dir(self) -> Path:

@@ -231,9 +231,10 @@ class StaffConsole:
             if not load.empty else pd.DataFrame({"department": [], "occupancy": []})
         return load, chart, pd.DataFrame(self.demand_queue()["rows"])
 
-    def reoptimise_md(self) -> str:
-        """Run :meth:`reoptimise` and describe the result in Markdown."""
-        r = self.reoptimise()
+    def reoptimise_md(self, actor: str = "staff") -> str:
+        """Run :meth:`reoptimise` (audited under ``actor``, the logged-in staff user) and
+        describe the result in Markdown."""
+        r = self.reoptimise(actor=actor)
         lines = [f"**Status:** {r['status']} · served {r.get('served', 0)} · unmet {len(r.get('unmet', []))}"]
         lines += [f"- unmet {u['signal_id'][:8]}: {u['reason']}" for u in r.get("unmet", [])[:10]]
         lines += [f"- {b}" for b in r.get("binding", [])[:10]]

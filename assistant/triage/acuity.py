@@ -61,6 +61,19 @@ VITAL_ORDER = ("sbp", "hr", "rr", "temp_c", "spo2")
 VITAL_NAMES = {"sbp": "systolic BP", "hr": "heart rate", "rr": "respiratory rate",
                "temp_c": "temperature", "spo2": "SpO2"}
 VITAL_UNITS = {"sbp": "mmHg", "hr": "/min", "rr": "/min", "temp_c": "°C", "spo2": "%"}
+CLINICAL_RULES = (
+    "fever (complaint or temperature >= 38 °C) under 3 months of age -> emergency "
+    "(NICE NG143 'red' feature; NHAMCS records age in whole years, so the data cannot show it)",
+    "a NEWS2 single-parameter score of 3 (SpO2 <= 91 %, SBP <= 90, HR <= 40 or >= 131, RR <= 8 or >= 25, "
+    "temperature <= 35 °C) -> emergency (RCP 2017: urgent response)",
+    "a request for a repeat prescription only (every affirmed complaint is RFV 41150 matched by a refill / "
+    "prescription phrase), no abnormal vital -> at most a clinic consultation (NHAMCS 41150 is mostly "
+    "not a refill: 17 % triage 1-2)",
+)
+"""The explicit rules layered on the learned risks (see :meth:`AcuityModel.decide`)."""
+REFILL_WORDS = ("refill", "prescription", "ran out", "need my medication", "续药", "开药", "配药", "拿药", "吃完")
+FEVER_CODE = "10100"
+MEDICATION_CODE = "41150"
 TE_STATS = ("max", "sumdev", "first", "gmax", "gsumdev")
 TREE_FEATURES = (["age", "sex_m", "ncodes", *VITAL_ORDER, "vitals_given"]
                  + [f"te_{s}_{t}" for t in TARGETS for s in TE_STATS] + [f"lr_{t}" for t in TARGETS])
@@ -137,6 +150,9 @@ class AcuityRisk(BaseModel):
         factors: up to 5 human-readable contributors to ``p_emergency`` (inputs whose removal
             lowers it most: "complaint: Chest pain", "age 78", "SpO2 89 %").
         with_vitals: whether vital signs were used (selects the thresholds).
+        floor / cap: most / least urgent disposition allowed by the explicit clinical rules
+            (:data:`CLINICAL_RULES`) for what the NHAMCS data cannot represent; None = no rule.
+        rules: the rules that fired, in English.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -146,6 +162,9 @@ class AcuityRisk(BaseModel):
     p_admit: float = Field(ge=0.0, le=1.0)
     factors: list[str] = Field(default_factory=list)
     with_vitals: bool = False
+    floor: Disposition | None = None
+    cap: Disposition | None = None
+    rules: list[str] = Field(default_factory=list)
 
 
 class AcuityDecision(BaseModel):
@@ -303,11 +322,48 @@ class AcuityModel:
         p = self.predict_rows(x)
         drop = p[0, 0] - p[1:, 0]
         factors = [variants[i + 1][0] for i in np.argsort(-drop) if drop[i] > 0.005][:5]
+        floor, cap, rules = self._rules(coding, age, vit)
         return AcuityRisk(p_emergency=float(p[0, 0]), p_critical=float(p[0, 1]), p_admit=float(p[0, 2]),
-                          factors=factors, with_vitals=bool(vit))
+                          factors=factors, with_vitals=bool(vit), floor=floor, cap=cap, rules=rules)
+
+    @staticmethod
+    def _rules(coding: ComplaintCoding, age: float | None,
+               vit: dict[str, float]) -> tuple[Disposition | None, Disposition | None, list[str]]:
+        """The :data:`CLINICAL_RULES` that apply: (floor, cap, reasons)."""
+        codes = [c.code for c in coding.codes]
+        rules: list[str] = []
+        febrile = FEVER_CODE in codes or vit.get("temp_c", 0.0) >= 38.0
+        if age is not None and math.isfinite(age) and age < 0.25 and febrile:
+            rules.append("fever under 3 months of age")
+        red = {"spo2": vit.get("spo2", 100.0) <= 91, "sbp": vit.get("sbp", 120.0) <= 90,
+               "hr": not 40 < vit.get("hr", 80.0) < 131, "rr": not 8 < vit.get("rr", 16.0) < 25,
+               "temp_c": vit.get("temp_c", 37.0) <= 35.0}
+        for name, is_red in red.items():
+            if is_red:
+                rules.append(f"{VITAL_NAMES[name]} {vit[name]:g} {VITAL_UNITS[name]} (NEWS2 red)")
+        if rules:
+            return Disposition.EMERGENCY, None, rules
+        abnormal = any(_band(v, VITAL_BANDS[k]) != VITAL_NORMAL_BAND[k] for k, v in vit.items())
+        if (codes and not abnormal and all(c.code == MEDICATION_CODE for c in coding.codes)
+                and all(any(w in c.evidence.lower() for w in REFILL_WORDS) for c in coding.codes)):
+            return None, Disposition.CONSULTATION, ["repeat prescription request"]
+        return None, None, []
 
     # ------------------------------------------------------------------ policy
     def decide(self, risk: AcuityRisk) -> AcuityDecision:
+        """Disposition from risks (:meth:`decide_learned`), then the clinical rules: ``risk.floor``
+        makes it at least that urgent, ``risk.cap`` at most that urgent (the floor wins)."""
+        learned = self.decide_learned(risk)
+        d = learned.disposition
+        if risk.cap is not None and d.rank < risk.cap.rank:
+            return AcuityDecision(disposition=risk.cap, reasons=[
+                f"{'; '.join(risk.rules)}: {risk.cap.value} (learned risk alone: {learned.reasons[0]})"])
+        if risk.floor is not None and d.rank > risk.floor.rank:
+            return AcuityDecision(disposition=risk.floor, reasons=[
+                f"clinical rule: {'; '.join(risk.rules)} -> {risk.floor.value}"] + learned.reasons)
+        return learned
+
+    def decide_learned(self, risk: AcuityRisk) -> AcuityDecision:
         """Disposition from risks with the thresholds stored in the model metadata.
 
         Thresholds were chosen on out-of-fold 2018-2019 NHAMCS predictions, separately for
@@ -393,6 +449,7 @@ def load_acuity_model(path: str | Path | None = None) -> AcuityModel:
 
 
 __all__ = [
+    "CLINICAL_RULES",
     "DEFAULT_MODEL_DIR",
     "TARGETS",
     "TREE_FEATURES",

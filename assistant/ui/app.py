@@ -8,7 +8,6 @@ lives in module or app globals.
 
 from __future__ import annotations
 
-import hmac
 import html
 import logging
 import sys
@@ -184,12 +183,67 @@ def _chunks(text: str, size: int = 80) -> Iterator[str]:
 
 
 def check_staff_login(settings: Settings, user: str, password: str) -> bool:
-    """Constant-time check of staff credentials from settings."""
-    if settings.staff_password is None:
-        return False
-    ok_user = hmac.compare_digest((user or "").encode(), settings.staff_user.encode())
-    ok_pw = hmac.compare_digest((password or "").encode(), settings.staff_password.get_secret_value().encode())
-    return ok_user and ok_pw
+    """True if ``user``/``password`` match a staff account (bcrypt; see
+    :class:`assistant.ui.auth.StaffAccounts`). No throttling or audit: the staff tab
+    goes through :func:`staff_login` instead."""
+    from assistant.ui.auth import StaffAccounts
+
+    return StaffAccounts.from_settings(settings).verify(user, password)
+
+
+def staff_login(settings: Settings, accounts: Any, throttle: Any, user: Any, password: Any,
+                client: str) -> tuple[str | None, str]:
+    """One throttled, audited staff login attempt.
+
+    Args:
+        settings: ``data_dir`` (audit log).
+        accounts: :class:`~assistant.ui.auth.StaffAccounts`.
+        throttle: :class:`~assistant.ui.auth.LoginThrottle`.
+        user, password: as typed (anything; non-strings count as empty).
+        client: the client address (``gr.Request.client.host``).
+
+    Returns:
+        ``(user name or None, status Markdown)``.
+
+    Raises:
+        StorageError: the audit log cannot be written.
+    """
+    from math import ceil
+
+    from assistant.ui.auth import audit, client_ref
+
+    name = user.strip()[:64] if isinstance(user, str) else ""
+    secret = password if isinstance(password, str) else ""
+    known = name in accounts.users
+    entry: dict[str, Any] = {
+        "action": "staff_login",
+        "actor": name if known else None,
+        # a failed login's user field may hold a mistyped password: only a keyed hash of it
+        "user_ref": None if known else client_ref(settings.data_dir, "user:" + name),
+        "client": client_ref(settings.data_dir, client),
+    }
+    wait = throttle.begin_attempt(name, client)
+    if wait > 0:
+        audit(settings.data_dir, {**entry, "outcome": "locked", "retry_after_s": ceil(wait)})
+        log.warning("staff login refused: locked out")
+        return None, f"Too many failed logins. Try again in {ceil(wait)} s."
+    if accounts.verify(name, secret):
+        throttle.record_success(name, client)
+        audit(settings.data_dir, {**entry, "outcome": "success"})
+        log.info("staff login ok")
+        return name, f"Logged in as {html.escape(name)}."
+    lock = throttle.retry_after(name, client)
+    audit(settings.data_dir, {**entry, "outcome": "failure",
+                              **({"locked_for_s": ceil(lock)} if lock > 0 else {})})
+    log.warning("staff login refused: wrong user or password")
+    if lock > 0:
+        return None, f"Wrong user or password. Too many failed logins: try again in {ceil(lock)} s."
+    return None, "Wrong user or password."
+
+
+def _client_host(request: Any) -> str:
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
 
 
 def build_app(settings: Settings, *, service: TriageService | None = None,
@@ -225,22 +279,26 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
         service = TriageService(settings, backend=backend)
     backend = service.backend
     patient = PatientService(service)
-    staff_enabled = settings.staff_password is not None
+    from assistant.ui.auth import LoginThrottle, StaffAccounts
+
+    accounts = StaffAccounts.from_settings(settings)
+    throttle = LoginThrottle.from_settings(settings)
+    staff_enabled = bool(accounts)
     if staff_enabled and staff is None:
         from assistant.agent.staff import StaffConsole
 
         staff = StaffConsole(settings, backend=backend)
     if not staff_enabled:
-        print("staff tab disabled: set ASSISTANT_STAFF_PASSWORD (and optionally ASSISTANT_STAFF_USER)",
-              file=sys.stderr)
+        print("staff tab disabled: run `assistant staff add-user NAME` or set ASSISTANT_STAFF_PASSWORD "
+              "(and optionally ASSISTANT_STAFF_USER)", file=sys.stderr)
 
-    with gr.Blocks(title="Triage Assistant 智能导诊") as app:
+    with gr.Blocks(title="Triage Assistant 智能导诊", analytics_enabled=False) as app:
         gr.Markdown("# Triage Assistant · 智能导诊")
         with gr.Tab("Patient 患者"):
             gr.Markdown(f"_{NOTICE['en']}_  \n_{NOTICE['zh']}_", elem_id="standing-notice")
             with gr.Row():
                 lang = gr.Radio(["Auto", "English", "中文"], value="Auto", label="Language 语言")
-                age = gr.Number(label="Age 年龄", value=None, minimum=0, maximum=120)
+                age = _tolerant_number(gr)(label="Age 年龄", value=None, minimum=0, maximum=120)
                 sex = gr.Dropdown(["", "F", "M"], value="", label="Sex 性别")
                 pregnant = gr.Checkbox(label="Pregnant 怀孕", value=False)
             banner = gr.HTML(elem_id="banner-box")
@@ -269,16 +327,54 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
 
         with gr.Tab("Staff 工作人员"):
             if not staff_enabled:
-                gr.Markdown("Staff console disabled: set `ASSISTANT_STAFF_PASSWORD` to enable it.")
+                gr.Markdown("Staff console disabled: add an account with `assistant staff add-user NAME` "
+                            "or set `ASSISTANT_STAFF_PASSWORD` to enable it.")
             else:
-                _staff_tab(gr, settings, staff)
+                _staff_tab(gr, settings, staff, accounts, throttle)
     app.queue(default_concurrency_limit=4, max_size=64)
     app.triage_service = service
+    app.staff_accounts = accounts
+    app.login_throttle = throttle
     return app
 
 
-def _staff_tab(gr: Any, settings: Settings, staff: Any) -> None:
-    auth = gr.State(False)
+def _tolerant_number(gr: Any) -> type:
+    """``gr.Number`` whose preprocess never raises: text, NaN, infinities and
+    out-of-range values become None. Gradio's own check raises with the typed value in
+    the message and logs a traceback, so text typed into the age field (often the
+    complaint itself) would reach the log."""
+    import math
+
+    class TolerantNumber(gr.Number):
+        @classmethod
+        def get_block_name(cls) -> str:
+            return "number"
+
+        def preprocess(self, payload: Any) -> float | int | None:
+            if isinstance(payload, bool) or payload is None:
+                return None
+            try:
+                value = float(payload)
+            except (TypeError, ValueError, OverflowError):
+                return None
+            if not math.isfinite(value):
+                return None
+            if (self.minimum is not None and value < self.minimum) or \
+                    (self.maximum is not None and value > self.maximum):
+                return None
+            return self.round_to_precision(value, self.precision)
+
+    return TolerantNumber
+
+
+def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle: Any) -> None:
+    """The staff console. Its events are ``api_visibility="private"`` (absent from
+    ``/gradio_api/info`` and the OpenAPI listing, refused by the Gradio clients); the
+    real gate is the per-session ``auth`` state (the logged-in user name, or None),
+    checked in every handler, with every action audited under that name."""
+    from assistant.ui.auth import audit, client_ref
+
+    auth = gr.State(None)
     with gr.Row():
         user = gr.Textbox(label="User")
         password = gr.Textbox(label="Password", type="password")
@@ -294,28 +390,243 @@ def _staff_tab(gr: Any, settings: Settings, staff: Any) -> None:
     reopt = gr.Button("Re-optimise 重新优化")
     reopt_out = gr.Markdown()
 
-    def do_login(u: str, p: str) -> tuple[bool, str]:
-        ok = check_staff_login(settings, u, p)
-        log.info("staff login %s", "ok" if ok else "refused")
-        return ok, "Logged in." if ok else "Wrong user or password."
+    def do_login(u: Any, p: Any, request: gr.Request) -> tuple[str | None, str]:
+        return staff_login(settings, accounts, throttle, u, p, _client_host(request))
 
-    def guarded(fn: Any) -> Any:
-        def run(*args: Any) -> Any:
-            *rest, authed = args
-            if authed is not True:
-                raise gr.Error("Staff login required.")
-            return fn(*rest)
+    def require(authed: Any, action: str, request: Any) -> str:
+        if not isinstance(authed, str) or authed not in accounts.users:
+            raise gr.Error("Staff login required.")
+        audit(settings.data_dir, {"action": action, "actor": authed,
+                                  "client": client_ref(settings.data_dir, _client_host(request))})
+        return authed
 
-        return run
+    def do_ask(q: Any, authed: Any, request: gr.Request) -> Any:
+        require(authed, "staff_query", request)
+        return staff.ask(q if isinstance(q, str) else "")
 
-    login.click(do_login, [user, password], [auth, status], api_name="staff_login")
-    ask.click(guarded(staff.ask), [query, auth], [answer, table], api_name="staff_query")
+    def do_dashboard(authed: Any, request: gr.Request) -> Any:
+        require(authed, "staff_dashboard", request)
+        return staff.dashboard()
+
+    def do_reoptimise(authed: Any, request: gr.Request) -> Any:
+        actor = require(authed, "staff_reoptimise_request", request)
+        return staff.reoptimise_md(actor=actor)
+
+    private = {"api_visibility": "private"}
+    login.click(do_login, [user, password], [auth, status], api_name="staff_login",
+                concurrency_limit=2, **private)
+    ask.click(do_ask, [query, auth], [answer, table], api_name="staff_query", **private)
     gr.Button("Refresh dashboard").click(
-        guarded(staff.dashboard), [auth], [occupancy, chart, queue], api_name="staff_dashboard"
+        do_dashboard, [auth], [occupancy, chart, queue], api_name="staff_dashboard", **private
     )
-    reopt.click(guarded(staff.reoptimise_md), [auth], [reopt_out], api_name="staff_reoptimise")
+    reopt.click(do_reoptimise, [auth], [reopt_out], api_name="staff_reoptimise", **private)
+
+
+# --- serving -------------------------------------------------------------------------
+
+#: Paths the app does not use; answered 404 before they reach Gradio. Exact paths and
+#: prefixes ("/monitoring" also blocks "/monitoring/summary").
+BLOCKED_PATHS = (
+    "/gradio_api/upload",
+    "/gradio_api/upload_progress",
+    "/upload",
+    "/monitoring",
+    "/gradio_api/monitoring",
+    "/gradio_api/profiling",
+    "/openapi.json",
+    "/gradio_api/openapi.json",
+    "/docs",
+    "/redoc",
+    "/gradio_api/mcp",
+    "/gradio_api/proxy=",
+    "/proxy=",
+    "/gradio_api/vibe-code",
+    "/gradio_api/vibe-edit",
+    "/gradio_api/vibe-starter-queries",
+    "/gradio_api/undo-vibe-edit",
+    "/gradio_api/dev",
+    "/gradio_api/run-history",
+    "/gradio_api/runs",
+    "/gradio_api/process_recording",
+    "/login",
+    "/logout",
+    "/gradio_api/token",
+    "/gradio_api/user",
+)
+
+#: Added to every HTTP response. Gradio's page needs inline scripts and styles.
+SECURITY_HEADERS = (
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+     b"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+     b"media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+     b"base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+)
+
+
+def is_blocked(path: str) -> bool:
+    """True if ``path`` (URL path, any case, any trailing slashes) is in :data:`BLOCKED_PATHS`."""
+    from urllib.parse import unquote
+
+    p = "/" + unquote(path).lower().strip("/")
+    while "//" in p:
+        p = p.replace("//", "/")
+    return any(p.startswith(b) if b.endswith("=") else p == b or p.startswith(b + "/")
+               for b in BLOCKED_PATHS)
+
+
+class SecurityMiddleware:
+    """Pure ASGI middleware: 404 for :data:`BLOCKED_PATHS`, :data:`SECURITY_HEADERS` on
+    every response (streaming responses pass through unbuffered)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if is_blocked(scope.get("path", "")):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"application/json"), *SECURITY_HEADERS]})
+            await send({"type": "http.response.body", "body": b'{"detail":"Not Found"}'})
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": headers + list(SECURITY_HEADERS)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def index_status(settings: Settings) -> str:
+    """Retrieval index readiness, without loading the embedding model.
+
+    Returns:
+        ``"ok"``, ``"missing"`` (no index folder and no ``chroma_url``), ``"empty"`` (no
+        chunks), ``"corrupt (<error type>)"`` (the store cannot be opened or counted) or
+        ``"no embedder (<reason>)"`` (the embedding model is not installed).
+    """
+    from assistant.errors import AssistantError
+
+    try:
+        from assistant.knowledge.embeddings import resolve_model_dir
+
+        resolve_model_dir(settings)
+    except AssistantError as exc:
+        return f"no embedder ({str(exc)[:120]})"
+    if settings.chroma_url is None and not settings.resolved_index_dir.exists():
+        return "missing"
+    try:
+        from assistant.knowledge.store import get_client
+
+        client = get_client(settings)
+        names = {getattr(c, "name", c) for c in client.list_collections()}
+        total = sum(client.get_collection(n).count() for n in ("literature", "hospital") if n in names)
+    except Exception as exc:  # noqa: BLE001 - any store failure means "not usable"
+        return f"corrupt ({type(exc).__name__})"
+    return "ok" if total > 0 else "empty"
+
+
+def health(blocks: Any) -> tuple[bool, dict[str, Any]]:
+    """Readiness of a built app: ``(ready, report)``.
+
+    ``report`` = ``{"status": "ready"|"not ready", "hospital_db": "ok"|reason,
+    "knowledge_base": "ok"|reason, "index": index_status, "retrieval": bool,
+    "chat_model": bool}``. Ready means the hospital tables answer a query and the
+    knowledge base has its departments; a missing index only degrades retrieval.
+    """
+    from sqlalchemy import text
+
+    service = blocks.triage_service
+    report: dict[str, Any] = {}
+    if service.hospital is None:
+        report["hospital_db"] = "missing"
+    else:
+        try:
+            with service.hospital() as session:
+                session.execute(text("SELECT count(*) FROM clinic_slots")).scalar_one()
+            report["hospital_db"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, never raise, from a probe
+            report["hospital_db"] = f"error ({type(exc).__name__})"
+    try:
+        report["knowledge_base"] = "ok" if len(service.kb.catalog) > 0 else "empty"
+    except Exception as exc:  # noqa: BLE001
+        report["knowledge_base"] = f"error ({type(exc).__name__})"
+    report["index"] = getattr(blocks, "index_status", None) or index_status(service.settings)
+    report["retrieval"] = getattr(service.triager, "retriever", None) is not None
+    report["chat_model"] = service.backend is not None
+    ready = report["hospital_db"] == "ok" and report["knowledge_base"] == "ok"
+    report = {"status": "ready" if ready else "not ready", **report}
+    return ready, report
+
+
+def asgi_app(blocks: Any) -> Any:
+    """The served ASGI app: ``blocks`` mounted at ``/`` in a FastAPI app without docs
+    routes, with ``GET /healthz`` (200 ready / 503 not, JSON of :func:`health`) and
+    :class:`SecurityMiddleware` outermost."""
+    import gradio as gr
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    if not hasattr(blocks, "index_status"):
+        blocks.index_status = index_status(blocks.triage_service.settings)
+    outer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @outer.get("/healthz", include_in_schema=False)
+    def healthz() -> Any:
+        ready, report = health(blocks)
+        return JSONResponse(report, status_code=200 if ready else 503)
+
+    outer = gr.mount_gradio_app(outer, blocks, path="/", show_error=False, enable_monitoring=False,
+                                mcp_server=False, run_history=False, footer_links=["gradio", "settings"])
+    outer.add_middleware(SecurityMiddleware)
+    return outer
+
+
+class BackgroundServer:
+    """The hardened app served by uvicorn in a daemon thread (tests, embedding).
+
+    Attributes:
+        url: ``http://host:port/``.
+    """
+
+    def __init__(self, blocks: Any, *, host: str = "127.0.0.1", port: int = 7860) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(asgi_app(blocks), host=host, port=port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the web UI did not start on {host}:{port}")
+            time.sleep(0.05)
+        self.url = f"http://{host}:{port}/"
+
+    def close(self) -> None:
+        """Stop serving and wait for the thread (at most 30 s)."""
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
 
 
 def launch(app: Any, *, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Serve the app (blocking)."""
-    app.launch(server_name=host, server_port=port, show_error=False)
+    """Serve the hardened app (:func:`asgi_app`) with uvicorn (blocking)."""
+    import uvicorn
+
+    print(f"* serving the triage assistant on http://{host}:{port}/ (health: /healthz)", file=sys.stderr)
+    uvicorn.run(asgi_app(app), host=host, port=port, log_level="warning", access_log=False)
