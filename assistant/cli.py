@@ -181,17 +181,60 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
     limit: Annotated[Optional[int], typer.Option(help="Literature records to index if no index exists.")] = None,
+    allow_no_index: Annotated[bool, typer.Option(
+        "--allow-no-index", help="Serve without retrieval (no citations) when the index is "
+        "missing, empty or corrupt, or the embedding model is not installed.")] = False,
 ) -> None:
-    """Serve the web UI (builds the demo hospital and the index first if missing)."""
+    """Serve the web UI (builds the demo hospital and the index first if missing).
+
+    Refuses to start (exit 2) on an unusable hospital database, and on an empty or
+    corrupt index or a missing embedding model unless ``--allow-no-index`` is given.
+    """
+    from assistant.errors import StorageError
+    from assistant.hospital.db import open_db
     from assistant.llm import get_backend
-    from assistant.ui.app import build_app, launch
+    from assistant.ui.app import build_app, index_status, launch
 
     settings = _settings()
     ensure_hospital(settings)
-    if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
+    open_db(settings.resolved_hospital_db, create=False)().close()  # fail early on a corrupt file
+    status = index_status(settings)
+    if status == "missing" and not allow_no_index:
         typer.echo("no index yet: building it from MedQuAD and the hospital tables", err=True)
         _ingest(settings, limit=limit)
+        status = index_status(settings)
+    if status != "ok":
+        if not allow_no_index:
+            raise StorageError(
+                f"retrieval index at {settings.chroma_url or settings.resolved_index_dir} is {status}: "
+                "rebuild it with `assistant ingest`, or pass --allow-no-index to serve without citations"
+            )
+        typer.echo(f"warning: retrieval index is {status}: serving without citations", err=True)
     launch(build_app(settings, backend=get_backend(settings)), host=host, port=port)
+
+
+staff_app = typer.Typer(help="Staff accounts of the web UI's staff console.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("add-user")
+def staff_add_user(
+    name: Annotated[str, typer.Argument(help="Staff user name (letters, digits, . _ @ -).")],
+    file: Annotated[Optional[str], typer.Option(
+        "--file", help="Accounts file (default: the staff_accounts_file setting, "
+        "else <data_dir>/staff_accounts.toml).")] = None,
+) -> None:
+    """Add or replace a staff account: prompts twice for the password (hidden) and
+    stores only its bcrypt hash."""
+    from pathlib import Path
+
+    from assistant.ui.auth import add_account
+
+    settings = _settings()
+    path = Path(file) if file else settings.resolved_staff_accounts_file
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    new = add_account(path, name, password)
+    typer.echo(f"{'added' if new else 'updated'} staff user {name} in {path}")
 
 
 @app.command("eval")
@@ -234,15 +277,53 @@ def demo(
         serve(host="127.0.0.1", port=7860, limit=None)
 
 
+def expected_error(exc: BaseException) -> AssistantError | None:
+    """The :class:`AssistantError` that a low-level failure stands for, or None (a bug).
+
+    * :class:`AssistantError`: itself.
+    * ``OSError`` ENOSPC/EDQUOT (disk full, quota) or EROFS: :class:`StorageError`.
+    * SQLite "database or disk is full": :class:`StorageError` (disk full).
+    * any other ``sqlite3.DatabaseError`` / SQLAlchemy ``DatabaseError`` (corrupt or
+      unreadable file, "file is not a database", "database disk image is malformed"):
+      :class:`StorageError` naming the hospital database.
+    """
+    import errno
+    import sqlite3
+
+    from sqlalchemy.exc import DatabaseError as SADatabaseError
+
+    from assistant.errors import StorageError
+
+    if isinstance(exc, AssistantError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        what = "read-only file system" if exc.errno == errno.EROFS else "disk full"
+        return StorageError(f"{what}{where}: free some space (or fix the mount) and run the command again")
+    if isinstance(exc, SADatabaseError | sqlite3.DatabaseError):
+        orig = getattr(exc, "orig", None) or exc
+        detail = str(orig).splitlines()[0][:200] if str(orig) else type(orig).__name__
+        if "full" in detail.lower():
+            return StorageError(f"disk full while writing the database ({detail}): free some space and "
+                                "run the command again")
+        return StorageError(f"the hospital database is corrupt or unreadable ({detail}): restore it from a "
+                            "backup, or rebuild it with `assistant hospital demo` / `assistant hospital import`")
+    return None
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: expected failures print one ``error: ...`` line and
+    exit 2 (see :func:`expected_error`); anything else keeps its traceback."""
     try:
         app()
-    except AssistantError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - mapped or re-raised
+        mapped = expected_error(exc)
+        if mapped is None:
+            raise
+        typer.secho(f"error: {mapped}", err=True, fg=typer.colors.RED)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

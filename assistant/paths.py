@@ -28,13 +28,38 @@ PROMPTS_DIR: Path = _first_existing(_REPO / "prompts", _PACKAGE / "_data" / "pro
 
 
 def read_yaml(path: Path) -> object:
-    """Parse a YAML file with libyaml's safe C loader when available (5-10x faster than the
-    pure-Python one on the large rule files), else PyYAML's ``SafeLoader``.
+    """Parse a YAML file of the knowledge base, through a JSON cache.
+
+    Parsing the large rule files takes most of a cold start (PyYAML builds Python objects
+    slowly even with libyaml), so the parsed content is cached as JSON under
+    ``$ASSISTANT_CACHE_DIR`` (default ``~/.cache/triage-assistant``), keyed by the file's
+    path, size and modification time; an unwritable cache is skipped.
 
     Raises:
         OSError: the file cannot be read; yaml.YAMLError: it is not valid YAML.
     """
+    import hashlib
+    import json
+    import os
+
+    path = Path(path)
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    cache_root = Path(os.environ.get("ASSISTANT_CACHE_DIR") or Path.home() / ".cache" / "triage-assistant")
+    cached = cache_root / "yaml" / f"{key}.json"
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe loader
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe loader
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(cached)
+    except (OSError, TypeError, ValueError):  # read-only home, or a value JSON cannot hold
+        pass
+    return data

@@ -16,7 +16,6 @@ never a double booking.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -25,7 +24,6 @@ from pydantic import BaseModel, Field
 from assistant.domain import BookingOutcome, DemandSignal, Disposition
 from assistant.kb import KnowledgeBase, default_kb
 from assistant.llm.base import ChatBackend
-from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 5

@@ -16,16 +16,17 @@ The read queries live in :mod:`assistant.hospital.queries` and are re-exported h
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from assistant.errors import DataError
+from assistant.errors import DataError, StorageError
 from assistant.hospital.models import SCHEMA_VERSION, Base, HospitalMeta
 from assistant.hospital.queries import (
     BedCensus,
@@ -95,6 +96,8 @@ def open_engine(path: str | Path) -> Engine:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(f"{path}: disk full, cannot create folder") from None
         raise DataError(f"{path}: cannot create folder ({exc.strerror})") from None
     engine = create_engine(
         f"sqlite:///{path}",
@@ -132,8 +135,9 @@ def open_db(path: str | Path, *, create: bool = True) -> sessionmaker[Session]:
         expire objects on commit.
 
     Raises:
-        DataError: the file is not an SQLite database, or has no schema and
-            ``create`` is False.
+        StorageError: (a :class:`DataError`) the file is not an SQLite database, is
+            corrupt, or the disk is full.
+        DataError: the file has no schema and ``create`` is False.
     """
     engine = open_engine(path)
     try:
@@ -143,8 +147,18 @@ def open_db(path: str | Path, *, create: bool = True) -> sessionmaker[Session]:
             raise DataError(
                 f"{path}: no hospital tables; run `assistant hospital demo` or import CSV"
             )
-    except OperationalError as exc:
-        raise DataError(f"{path}: not a usable SQLite database ({exc.orig})") from None
+    except DatabaseError as exc:  # OperationalError included: corrupt, not SQLite, disk full
+        engine.dispose()
+        detail = str(exc.orig).splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
+        if "full" in detail.lower():
+            raise StorageError(f"{path}: disk full ({detail})") from None
+        raise StorageError(f"{path}: not a usable SQLite database ({detail}); restore it from a backup "
+                           "or rebuild it (`assistant hospital demo` / `assistant hospital import`)") from None
+    except OSError as exc:
+        engine.dispose()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(f"{path}: disk full") from None
+        raise StorageError(f"{path}: cannot open ({exc.strerror})") from None
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

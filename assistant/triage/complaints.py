@@ -37,11 +37,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
 from assistant.errors import DataError
 from assistant.triage.red_flags import affirmed_spans, normalize_text
 from assistant.triage.vitals import PATTERNS as _VITAL_PATTERNS
 
-DEFAULT_VOCABULARY_PATH = Path(__file__).resolve().parents[2] / "knowledge_base" / "complaint_vocabulary.yaml"
+DEFAULT_VOCABULARY_PATH = KNOWLEDGE_BASE_DIR / "complaint_vocabulary.yaml"
 MAX_CODING_CHARS = 4000
 """Only the first this-many characters are coded (screening truncates patient input to 4,000)."""
 MAX_PHRASE_TOKENS = 12
@@ -269,8 +270,7 @@ class ComplaintVocabulary:
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> ComplaintVocabulary:  # mtime: part of the key
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)
+        raw = read_yaml(Path(path))
         return ComplaintVocabulary(_VocabularyFile.model_validate(raw))
     except (OSError, yaml.YAMLError, ValueError) as exc:
         raise DataError(f"invalid complaint vocabulary {path}: {exc}") from exc

@@ -97,17 +97,21 @@ class TermGroup(BaseModel):
         for pattern in patterns:
             if _UNBOUNDED.search(pattern):
                 raise ValueError(f"unbounded quantifier in pattern {pattern!r}; use {{0,n}}")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
-        return patterns
+        return patterns  # compiled once, as one alternation, in model_post_init
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.patterns and self.temp_c_at_least is None:
             raise ValueError("a group needs patterns or temp_c_at_least")
         if self.patterns:
-            self._regex = re.compile("|".join(f"(?:{p})" for p in self.patterns))
+            try:
+                self._regex = re.compile("|".join(f"(?:{p})" for p in self.patterns))
+            except re.error:  # name the bad pattern (compiling each one costs time only here)
+                for pattern in self.patterns:
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
+                raise
 
     @property
     def regex(self) -> re.Pattern[str] | None:

@@ -368,8 +368,8 @@ def _tolerant_number(gr: Any) -> type:
 
 
 def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle: Any) -> None:
-    """The staff console. Its events are ``api_visibility="private"`` (absent from
-    ``/gradio_api/info`` and the OpenAPI listing, refused by the Gradio clients); the
+    """The staff console. Its events have no API name (private: absent from
+    ``/gradio_api/info``, unnamed in ``/config``, refused by the Gradio clients); the
     real gate is the per-session ``auth`` state (the logged-in user name, or None),
     checked in every handler, with every action audited under that name."""
     from assistant.ui.auth import audit, client_ref
@@ -378,16 +378,16 @@ def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle:
     with gr.Row():
         user = gr.Textbox(label="User")
         password = gr.Textbox(label="Password", type="password")
-        login = gr.Button("Log in")
+        login = gr.Button("Log in", elem_id="staff-login")
     status = gr.Markdown("Not logged in.")
     query = gr.Textbox(label="Ask about resources (e.g. 'free ICU beds?', '今天儿科还有几个号？')")
-    ask = gr.Button("Ask")
+    ask = gr.Button("Ask", elem_id="staff-ask")
     answer = gr.Markdown()
     table = gr.Dataframe(interactive=False)
     occupancy = gr.Dataframe(interactive=False, label="Occupancy by department")
     chart = gr.BarPlot(x="department", y="occupancy", label="Bed occupancy")
     queue = gr.Dataframe(interactive=False, label="Demand queue")
-    reopt = gr.Button("Re-optimise 重新优化")
+    reopt = gr.Button("Re-optimise 重新优化", elem_id="staff-reoptimise")
     reopt_out = gr.Markdown()
 
     def do_login(u: Any, p: Any, request: gr.Request) -> tuple[str | None, str]:
@@ -412,14 +412,15 @@ def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle:
         actor = require(authed, "staff_reoptimise_request", request)
         return staff.reoptimise_md(actor=actor)
 
-    private = {"api_visibility": "private"}
-    login.click(do_login, [user, password], [auth, status], api_name="staff_login",
-                concurrency_limit=2, **private)
-    ask.click(do_ask, [query, auth], [answer, table], api_name="staff_query", **private)
-    gr.Button("Refresh dashboard").click(
-        do_dashboard, [auth], [occupancy, chart, queue], api_name="staff_dashboard", **private
+    for fn in (do_login, do_ask, do_dashboard, do_reoptimise):  # string annotations (PEP 563)
+        fn.__annotations__["request"] = gr.Request
+    # api_name=False: no name in /config either, private (not in /gradio_api/info)
+    login.click(do_login, [user, password], [auth, status], api_name=False, concurrency_limit=2)
+    ask.click(do_ask, [query, auth], [answer, table], api_name=False)
+    gr.Button("Refresh dashboard", elem_id="staff-dashboard").click(
+        do_dashboard, [auth], [occupancy, chart, queue], api_name=False
     )
-    reopt.click(do_reoptimise, [auth], [reopt_out], api_name="staff_reoptimise", **private)
+    reopt.click(do_reoptimise, [auth], [reopt_out], api_name=False)
 
 
 # --- serving -------------------------------------------------------------------------

@@ -302,6 +302,11 @@ class LoginThrottle:
             else:
                 self._keys.pop(client_key, None)
 
+    def reset(self) -> None:
+        """Forget every count (an administrator's unlock)."""
+        with self._lock:
+            self._keys.clear()
+
     def lockout_seconds(self, user: str, client: str) -> float:
         """Current lockout of ``user``/``client`` right after a failure (0.0: none)."""
         return self.retry_after(user, client)
