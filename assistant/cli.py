@@ -105,13 +105,49 @@ def hospital_import(
 
 
 def ensure_hospital(settings) -> None:  # noqa: ANN001
-    """Build the demo hospital when no resource tables exist yet."""
+    """Build the demo hospital when no resource tables exist yet; else check the file.
+
+    Raises:
+        StorageError: the existing file is not SQLite, is corrupt (``PRAGMA
+            quick_check``) or the disk is full.
+        DataError: the file has no hospital tables.
+    """
     if not settings.resolved_hospital_db.is_file():
         from assistant.hospital.demo import build_demo_hospital
 
         typer.echo(f"no hospital tables at {settings.resolved_hospital_db}: building the demo hospital",
                    err=True)
         build_demo_hospital(settings.resolved_hospital_db)
+        return
+    check_hospital_db(settings.resolved_hospital_db)
+
+
+def check_hospital_db(path) -> None:  # noqa: ANN001
+    """Open the hospital database and run ``PRAGMA quick_check`` (about 50 ms for the demo).
+
+    Raises:
+        StorageError: not SQLite, corrupt pages, or unreadable.
+        DataError: no hospital tables.
+    """
+    from sqlalchemy import text
+
+    from assistant.errors import StorageError
+    from assistant.hospital.db import open_db
+
+    factory = open_db(path, create=False)
+    try:
+        with factory() as session:
+            problems = [row[0] for row in session.execute(text("PRAGMA quick_check")).all()]
+    except Exception as exc:  # noqa: BLE001 - mapped below or re-raised
+        mapped = expected_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
+    finally:
+        factory.kw["bind"].dispose()
+    if problems != ["ok"]:
+        raise StorageError(f"{path}: the hospital database is corrupt ({problems[0][:120]}): restore it from "
+                           "a backup, or rebuild it with `assistant hospital demo` / `assistant hospital import`")
 
 
 @app.command()
@@ -191,13 +227,11 @@ def serve(
     corrupt index or a missing embedding model unless ``--allow-no-index`` is given.
     """
     from assistant.errors import StorageError
-    from assistant.hospital.db import open_db
     from assistant.llm import get_backend
     from assistant.ui.app import build_app, index_status, launch
 
     settings = _settings()
-    ensure_hospital(settings)
-    open_db(settings.resolved_hospital_db, create=False)().close()  # fail early on a corrupt file
+    ensure_hospital(settings)  # fails early on a corrupt file
     status = index_status(settings)
     if status == "missing" and not allow_no_index:
         typer.echo("no index yet: building it from MedQuAD and the hospital tables", err=True)
@@ -285,7 +319,7 @@ def expected_error(exc: BaseException) -> AssistantError | None:
     * SQLite "database or disk is full": :class:`StorageError` (disk full).
     * any other ``sqlite3.DatabaseError`` / SQLAlchemy ``DatabaseError`` (corrupt or
       unreadable file, "file is not a database", "database disk image is malformed"):
-      :class:`StorageError` naming the hospital database.
+      :class:`StorageError` (hospital database or index).
     """
     import errno
     import sqlite3
@@ -306,8 +340,9 @@ def expected_error(exc: BaseException) -> AssistantError | None:
         if "full" in detail.lower():
             return StorageError(f"disk full while writing the database ({detail}): free some space and "
                                 "run the command again")
-        return StorageError(f"the hospital database is corrupt or unreadable ({detail}): restore it from a "
-                            "backup, or rebuild it with `assistant hospital demo` / `assistant hospital import`")
+        return StorageError(f"a database is corrupt or unreadable ({detail}): restore it from a backup, or "
+                            "rebuild the hospital tables (`assistant hospital demo` / `assistant hospital "
+                            "import`) or the index (`assistant ingest`)")
     return None
 
 

@@ -15,6 +15,9 @@ class FakeAcuity:
     thresholds = {"vitals": {"t_emergency": 0.3}, "no_vitals": {"t_emergency": 0.3}}
     metadata = {"version": "fake"}
 
+    def emergency_threshold(self, with_vitals: bool) -> float:
+        return 0.3
+
     def predict(self, coding, *, age_years=None, sex=None, vitals=None):  # noqa: ANN001, ANN201
         codes = {c.code for c in coding.codes}
         p = 0.9 if "14150" in codes else min(0.29, 0.1 * len(codes) + 0.1)
@@ -70,3 +73,29 @@ def test_near_threshold_asks_the_discriminating_question(fake_triager) -> None: 
     assert "QD_BREATH" not in again.follow_up_ids
     said = fake_triager.triage("cough and fever, no trouble breathing", age=40)
     assert "QD_BREATH" not in said.follow_up_ids  # already answered in the text
+
+
+@pytest.mark.parametrize("text, age, expected", [
+    ("I have had blood in my stool on and off for a month", 57, Disposition.CONSULTATION_24),
+    ("想做宫颈癌筛查", 35, Disposition.CONSULTATION),
+    ("I would like to book a check up", 40, Disposition.CONSULTATION),
+])
+def test_model_caps_for_long_standing_and_routine_requests(triager, text: str, age: float,  # noqa: ANN001
+                                                            expected: Disposition) -> None:
+    r = triager.triage(text, age=age)
+    assert r.disposition is expected, (r.disposition, r.reasons_en)
+    assert any("at most" in x for x in r.reasons_en)
+
+
+def test_caps_never_touch_red_flags(triager) -> None:  # noqa: ANN001
+    r = triager.triage("crushing chest pain and sweating for three weeks, I want to book a check up", age=60)
+    assert r.disposition.is_emergency and r.red_flags
+
+
+def test_learned_model_escalates_what_no_rule_names(triager) -> None:  # noqa: ANN001
+    """ED shorthand and presentations without a red-flag pattern (the classes of misses)."""
+    for text, age in (("hypoglycemic symptom", 70), ("drowsy mentality", 80), ("LOC", 45)):
+        r = triager.triage(text, age=age)
+        assert r.disposition.is_emergency, (text, r.reasons_en)
+    quiet = triager.triage("runny nose and sneezing since yesterday", age=22)
+    assert not quiet.disposition.is_emergency

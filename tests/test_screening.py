@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -52,13 +51,12 @@ def test_a_few_invalid_bytes_are_repaired_not_blocked() -> None:
     assert not result.blocked and result.text.startswith("I have had a headache")
 
 
-def test_too_long_is_truncated_fast() -> None:
-    text = "I have a headache and a sore throat. " * 30_000  # about 1.1 MB
-    start = time.perf_counter()
+@pytest.mark.timeout(60)  # a guard against catastrophic backtracking, not a speed test
+def test_too_long_keeps_the_newest_text() -> None:
+    text = "I have a headache and a sore throat. " * 30_000 + "Now my chest hurts."  # about 1.1 MB
     result = screen_input(text)
-    assert time.perf_counter() - start < 1.0
     assert ScreenIssue.TOO_LONG in result.issues and not result.blocked
-    assert 0 < len(result.text) <= 4000 and result.text.endswith(".")
+    assert 0 < len(result.text) <= 4000 and result.text.endswith("Now my chest hurts.")
     assert result.original_chars == len(text)
     assert len(screen_input("x" * 50, max_chars=10).text) == 10
 

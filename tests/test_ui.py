@@ -26,12 +26,13 @@ def served(settings, hospital_db):  # noqa: ANN001, ANN201
 
     from pydantic import SecretStr
 
+    from assistant.ui.app import BackgroundServer
+
     s = settings.model_copy(update={"staff_password": SecretStr("s3cret-test"), "llm_lead_in": False})
     app = build_app(s)
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+    server = BackgroundServer(app, host="127.0.0.1", port=_free_port())  # the hardened app launch() serves
+    yield server.url
+    server.close()
 
 
 def _client(url: str):  # noqa: ANN202
@@ -81,20 +82,28 @@ def test_chinese_conversation(served: str) -> None:
 
 
 def test_staff_endpoints_refuse_unauthenticated_calls(served: str) -> None:
+    from test_security import Browser
+
     client = _client(served)
-    for api, args in (("/staff_query", ("free ICU beds?",)), ("/staff_dashboard", ()), ("/staff_reoptimise", ())):
-        with pytest.raises(Exception, match="login required"):
-            client.predict(*args, api_name=api)
-    client.predict("staff", "wrong", api_name="/staff_login")
-    with pytest.raises(Exception, match="login required"):
-        client.predict("free ICU beds?", api_name="/staff_query")
+    for api in ("/staff_login", "/staff_query", "/staff_dashboard", "/staff_reoptimise"):
+        with pytest.raises(ValueError, match="Cannot find a function"):  # private: not in the API
+            client.predict(api_name=api)
+    browser = Browser(served)  # what a browser (or an attacker replaying one) can send
+    for elem, args in (("staff-ask", ("free ICU beds?", "staff")), ("staff-dashboard", (True,)),
+                       ("staff-reoptimise", ("staff",))):
+        assert "login required" in str(browser.call(elem, *args)).lower()
+    assert "Wrong user or password" in browser.login("staff", "wrong")
+    assert "login required" in str(browser.call("staff-ask", "free ICU beds?", None)).lower()
 
 
 def test_staff_query_after_login(served: str) -> None:
-    client = _client(served)
-    client.predict("staff", "s3cret-test", api_name="/staff_login")
-    answer, table = client.predict("How many ICU beds are free?", api_name="/staff_query")
-    assert "free of" in answer and "bed_status" in answer
+    from test_security import Browser
+
+    browser = Browser(served)
+    assert "Logged in as staff" in browser.login("staff", "s3cret-test")
+    msg = browser.call("staff-ask", "How many ICU beds are free?", None)
+    answer, table = msg["output"]["data"][:2]
+    assert msg["success"] and "free of" in answer and "bed_status" in answer
     assert table["data"]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import DataError
-from assistant.triage.dev_data import AVPU, KTAS_DISPOSITION, KTAS_URGENCY3, ktas_cases  # noqa: F401
+from assistant.triage.dev_data import AVPU, KTAS_DISPOSITION, KTAS_URGENCY3, ktas_cases, nhamcs_cases  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "eval" / "cases"
@@ -66,7 +66,15 @@ def suite_cases(shared: Path) -> dict[str, list[dict[str, Any]]]:
         from assistant.triage.routing import is_validation
 
         sets["ktas_dev"] = list(ktas_cases(shared))
-        # the urgency classifier trains on the other 70 %: this is its honest figure
-        sets["ktas_dev_val"] = [c for c in sets["ktas_dev"] if is_validation(c["text"])]
+        sets["ktas_dev_novitals"] = list(ktas_cases(shared, vitals=False))
+        # the acuity model may train on the other 70 %: these are its honest figures
+        # (the split is by the text with vitals, as the model's training script does)
+        val_ids = {c["id"] for c in sets["ktas_dev"] if is_validation(c["text"])}
+        sets["ktas_dev_val"] = [c for c in sets["ktas_dev"] if c["id"] in val_ids]
+        sets["ktas_dev_val_novitals"] = [c for c in sets["ktas_dev_novitals"] if c["id"][:-3] in val_ids]
+    for vitals in (False, True):
+        cases = nhamcs_cases(shared, year=2020, vitals=vitals, n=1000)
+        if cases:
+            sets["nhamcs2020" + ("_vitals" if vitals else "")] = cases
     sets["routing_dev"] = list(routing_cases(shared))
     return sets

@@ -36,7 +36,8 @@ def score_triage(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
     Returns:
         ``{"cases", "errors", "disposition5", "urgency3", "emergency_recall",
-        "under_triage", "over_triage", "department_top1", "department_top3",
+        "emergency_precision", "others_sent_to_em" (gold non-emergency predicted
+        emergency), "under_triage", "over_triage", "department_top1", "department_top3",
         "per_level": {gold_urgency3: proportion}}``.
     """
     rows = list(rows)
@@ -59,6 +60,10 @@ def score_triage(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "emergency_recall": proportion(sum(r["pred_urgency3"] == "em" for r in em), len(em)),
         "under_triage": proportion(under, len(u3)),
         "over_triage": proportion(over, len(u3)),
+        "emergency_precision": proportion(sum(r["gold_urgency3"] == "em" for r in u3 if r["pred_urgency3"] == "em"),
+                                          sum(r["pred_urgency3"] == "em" for r in u3)),
+        "others_sent_to_em": proportion(sum(r["pred_urgency3"] == "em" for r in u3 if r["gold_urgency3"] != "em"),
+                                        sum(r["gold_urgency3"] != "em" for r in u3)),
         "department_top1": proportion(
             sum(bool(r["pred_departments"]) and r["pred_departments"][0] in r["gold_departments"] for r in dept),
             len(dept)),

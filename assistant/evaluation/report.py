@@ -59,6 +59,22 @@ def plots(name: str, rows: list[dict[str, Any]], out: Path) -> list[str]:
         ax.set_ylim(0, 1)
         ax.set_title(f"{name}: per-level accuracy, under/over-triage")
         files.append(_save(fig, out / f"{name}_urgency_levels.png"))
+    risk = [r for r in ok if r.get("gold_urgency3") and r.get("p_emergency") is not None]
+    if len(risk) >= 20:  # reliability diagram of the acuity model's P(emergency)
+        p = np.array([r["p_emergency"] for r in risk])
+        y = np.array([r["gold_urgency3"] == "em" for r in risk], float)
+        edges = np.unique(np.quantile(p, np.linspace(0, 1, 11)))
+        idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
+        xs = [p[idx == b].mean() for b in range(len(edges) - 1) if (idx == b).any()]
+        ys = [y[idx == b].mean() for b in range(len(edges) - 1) if (idx == b).any()]
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+        ax.plot(xs, ys, "o-", label="acuity model (deciles)")
+        ax.set_xlabel("predicted P(emergency)")
+        ax.set_ylabel("observed emergency share")
+        ax.set_title(f"{name}: calibration")
+        ax.legend()
+        files.append(_save(fig, out / f"{name}_calibration.png"))
     dept = [r for r in ok if r.get("gold_departments") and r.get("pred_departments")]
     if dept:
         codes = sorted({r["gold_departments"][0] for r in dept} | {r["pred_departments"][0] for r in dept})
@@ -105,12 +121,13 @@ def markdown(results: dict[str, dict[str, Any]], extra: dict[str, str], out: Pat
     """Write ``report.md`` with the metric table, anchors and plots."""
     lines = ["# Triage Assistant evaluation (dev sets)", "",
              "All figures are on development sets (labelled *dev*); 95 % Wilson intervals.", ""]
-    lines += ["| set | cases | errors | disposition (5) | urgency (3) | emergency recall | under-triage | over-triage | dept top-1 | dept top-3 | p50 ms | p95 ms |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| set | cases | errors | disposition (5) | urgency (3) | emergency recall | emergency precision | others sent to emergency | under-triage | over-triage | dept top-1 | dept top-3 | p50 ms | p95 ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, res in results.items():
         m, lat = res["metrics"], res["latency"]
         lines.append(f"| {name} (dev) | {m['cases']} | {m['errors']} | {fmt(m['disposition5'])} | {fmt(m['urgency3'])} | "
-                     f"{fmt(m['emergency_recall'])} | {fmt(m['under_triage'])} | {fmt(m['over_triage'])} | "
+                     f"{fmt(m['emergency_recall'])} | {fmt(m['emergency_precision'])} | {fmt(m['others_sent_to_em'])} | "
+                     f"{fmt(m['under_triage'])} | {fmt(m['over_triage'])} | "
                      f"{fmt(m['department_top1'])} | {fmt(m['department_top3'])} | {lat['p50_ms']:.0f} | {lat['p95_ms']:.0f} |")
     lines += ["", "## Published anchors (not our data; different case sets)", "",
               "| anchor | accuracy | note |", "|---|---|---|"]

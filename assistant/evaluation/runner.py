@@ -89,6 +89,8 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
                 row.update(pred_disposition=r.disposition.value, pred_urgency3=r.disposition.urgency3,
                            pred_departments=[d.code for d in r.departments],
                            red_flags=[f.rule_id for f in r.red_flags], confidence=r.confidence,
+                           p_emergency=r.risk.p_emergency if r.risk else None,
+                           complaint_codes=[c.code for c in r.complaint_codes],
                            lead_in_kept=(r.lead_in is not None) if lead_in else None)
             except Exception as exc:  # noqa: BLE001 - recorded, never an answer
                 row["error"] = f"{type(exc).__name__}: {exc}"[:300]

@@ -50,12 +50,14 @@ def triage_suite(settings: Settings, out: Path, *, cases_file: str | None, limit
         results[name] = {"metrics": score_triage(rows), "latency": latency_stats(rows),
                          "plots": plots(name, rows, out), "wall_s": wall}
     table = Table(title="triage (dev)")
-    for col in ("set", "n", "urgency3", "em recall", "under", "dept top-1", "cases/s"):
+    for col in ("set", "n", "urgency3", "em recall", "em precision", "others→em", "under", "over",
+                "dept top-1", "cases/s"):
         table.add_column(col)
     for name, res in results.items():
         m = res["metrics"]
         table.add_row(name, str(m["cases"]), fmt(m["urgency3"]), fmt(m["emergency_recall"]),
-                      fmt(m["under_triage"]), fmt(m["department_top1"]), f"{res['latency']['cases_per_s']:.1f}")
+                      fmt(m["emergency_precision"]), fmt(m["others_sent_to_em"]), fmt(m["under_triage"]),
+                      fmt(m["over_triage"]), fmt(m["department_top1"]), f"{res['latency']['cases_per_s']:.1f}")
     Console().print(table)
     return results
 

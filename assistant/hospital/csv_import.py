@@ -340,43 +340,129 @@ def import_csv_dir(
     return report
 
 
+#: Columns that identify a row of each file: a repeat inside one file is an error (it
+#: would otherwise silently overwrite the earlier row).
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "departments.csv": ("code",),
+    "doctors.csv": ("doctor_id",),
+    "wards.csv": ("ward_id",),
+    "services.csv": ("service_id",),
+    "clinic_sessions.csv": ("doctor_id", "date", "start"),
+    "imaging_slots.csv": ("room", "date", "start"),
+}
+#: Largest cell, in characters (the ``csv`` module's default field limit).
+MAX_CELL_CHARS = 131_072
+#: Largest file, in bytes.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _oversized_column(path: Path, start_line: int) -> int | None:
+    """1-based position of the first cell longer than :data:`MAX_CELL_CHARS` in the
+    record that starts on physical line ``start_line`` (RFC 4180 quoting), or None."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            for _ in range(start_line - 1):
+                handle.readline()
+            column, length, quoted = 1, 0, False
+            while True:
+                block = handle.read(65_536)
+                if not block:
+                    return None
+                for char in block:
+                    if char == '"':
+                        quoted = not quoted
+                    elif char == "," and not quoted:
+                        column, length = column + 1, 0
+                        continue
+                    elif char in "\r\n" and not quoted:
+                        return None
+                    length += 1
+                    if length > MAX_CELL_CHARS:
+                        return column
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _read(path: Path, ctx: _Ctx) -> list[tuple[int, _Row]]:
-    """Parse and validate every row of one file (header = row 1)."""
+    """Parse and validate every row of one file (header = row 1; a row is a CSV record,
+    so a quoted cell spanning lines is one row).
+
+    Raises:
+        DataError: naming file, row and column: unknown, missing or repeated column, a
+            cell with NUL or other control characters, a cell over
+            :data:`MAX_CELL_CHARS` characters, a repeated row key (:data:`ROW_KEYS`), a
+            value that fails validation; or a file over :data:`MAX_FILE_BYTES` or not
+            UTF-8.
+    """
     model = _MODELS[path.name]
     fields = model.model_fields
     required = {name for name, info in fields.items() if info.is_required()}
+    key_columns = ROW_KEYS[path.name]
+    ctx.row = 1
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DataError(f"{path.name}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    header: list[str] = []
+    start_line = 1
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in reader.fieldnames or []]
-            ctx.row = 1
-            for column in header:
+            reader = csv.reader(handle)
+            raw_header = next(reader, [])
+            header = [h.strip() for h in raw_header]
+            for position, column in enumerate(header, start=1):
+                if _CONTROL.search(column):
+                    raise ctx.error(None, f"column {position} name contains a control character (NUL?)")
                 if column not in fields:
                     raise ctx.error(column, f"unknown column (expected {', '.join(fields)})")
+                if header.index(column) != position - 1:
+                    raise ctx.error(column, f"column appears twice (columns {header.index(column) + 1} "
+                                            f"and {position})")
             for column in fields:
                 if column in required and column not in header:
                     raise ctx.error(column, "required column is missing")
-            rows = []
-            for number, raw in enumerate(reader, start=2):
+            rows: list[tuple[int, _Row]] = []
+            seen: dict[tuple[str, ...], int] = {}
+            number = 1
+            while True:
+                number += 1
                 ctx.row = number
-                if None in raw:
+                start_line = reader.line_num + 1
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    break
+                if len(cells) > len(header):
                     raise ctx.error(None, "more cells than header columns")
-                values = {
-                    k.strip(): v.strip() for k, v in raw.items() if v is not None and v.strip()
-                }
+                raw = dict(zip(header, cells, strict=False))
+                for column, value in raw.items():
+                    if _CONTROL.search(value):
+                        raise ctx.error(column, "contains a NUL or other control character")
+                values = {k: v.strip() for k, v in raw.items() if v.strip()}
                 if not values:
                     continue  # blank line
                 try:
-                    rows.append((number, model(**values)))
+                    row = model(**values)
                 except ValidationError as exc:
                     err = exc.errors()[0]
                     column = str(err["loc"][0]) if err["loc"] else None
-                    shown = values.get(column or "", "")
+                    shown = values.get(column or "", "")[:80]
                     detail = err["msg"].removeprefix("Value error, ")
                     raise ctx.error(column, f"{detail} (value: '{shown}')") from None
+                key = tuple(str(getattr(row, k)) for k in key_columns)
+                if key in seen:
+                    shown = ", ".join(f"{k}={v}" for k, v in zip(key_columns, key, strict=True))
+                    raise ctx.error(key_columns[0], f"duplicate row ({shown}) already on row {seen[key]}")
+                seen[key] = number
+                rows.append((number, row))
     except UnicodeDecodeError:
         raise DataError(f"{path.name}: not UTF-8 text (save the sheet as CSV UTF-8)") from None
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            position = _oversized_column(path, start_line)
+            column = None
+            if position is not None:
+                column = header[position - 1] if ctx.row > 1 and position <= len(header) else f"#{position}"
+            raise ctx.error(column, f"cell longer than {MAX_CELL_CHARS} characters") from None
         raise DataError(f"{path.name} row {ctx.row}: malformed CSV ({exc})") from None
     return rows
 

@@ -97,7 +97,11 @@ class Retriever:
     """Search the ``literature`` and ``hospital`` collections.
 
     Loads the embedding model and BM25 indexes lazily (first search, or
-    :meth:`warm_up`). Safe to share between threads.
+    :meth:`warm_up`). Safe to share between threads. Queries are embedded with ONNX
+    Runtime when the model has been exported (no torch import); when the export is
+    missing, constructing a retriever schedules it for the next process
+    (:func:`~assistant.knowledge.embeddings.schedule_onnx_export`) and this process uses
+    sentence-transformers.
 
     Args:
         settings: index location (``resolved_index_dir`` / ``chroma_url``) and model.
@@ -128,6 +132,18 @@ class Retriever:
         self._masks: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._vectors: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._schedule_export()
+
+    def _schedule_export(self) -> None:
+        """Export the embedding model to ONNX for later processes when it is missing."""
+        from assistant.knowledge.embeddings import schedule_onnx_export
+
+        if self.settings.chroma_url is None and not self.settings.resolved_index_dir.exists():
+            return  # nothing to search yet
+        try:
+            schedule_onnx_export(self.settings)
+        except Exception as exc:  # noqa: BLE001 - an optimisation, never a blocker
+            logger.debug("ONNX export not scheduled: %s", exc)
 
     # ----------------------------------------------------------------- plumbing
     def _collection(self, name: str) -> Any:
@@ -173,10 +189,14 @@ class Retriever:
         return mask
 
     def warm_up(self, collections: tuple[str, ...] = COLLECTIONS) -> None:
-        """Load the embedding model, BM25 indexes and vector segments of existing collections."""
+        """Load the embedding model, BM25 indexes and vector segments of existing collections.
+
+        A missing ONNX export is made here (synchronously: a long-running caller would
+        otherwise load torch for every query of its lifetime).
+        """
         from assistant.knowledge.embeddings import get_embedder
 
-        get_embedder(self.settings)
+        get_embedder(self.settings, export="sync")
         for name in collections:
             try:
                 col = self._collection(name)

@@ -3,7 +3,10 @@
 * ``literature``: chunks of public medical texts (MedQuAD) and the hospital's own documents.
 * ``hospital``: department / doctor / service descriptions of this hospital (bilingual).
 
-Both use cosine distance and our own offline embedding function. Collection metadata
+Both use cosine distance and our own offline embedding function (the same
+:func:`~assistant.knowledge.embeddings.get_embedder` as the ingest and the retriever; opening
+a collection for writing exports the model to ONNX first, so later queries run without
+torch). Collection metadata
 records the embedding model, the chunking parameters and a ``revision`` that every ingest
 changes (the BM25 cache uses it to notice changes cheaply).
 """
@@ -100,7 +103,9 @@ def open_collection(settings: Settings, name: str, *, create: bool = True) -> An
     Args:
         settings: index location and embedding model.
         name: ``"literature"`` or ``"hospital"``.
-        create: create the collection when missing; if False a missing one raises.
+        create: create the collection when missing; if False a missing one raises. True
+            (the ingest) also makes the ONNX export of the embedding model when it is
+            missing and torch is installed (:func:`~assistant.knowledge.embeddings.ensure_onnx_export`).
 
     Returns:
         The ``chromadb`` ``Collection`` (cosine space, 384-d for MiniLM).
@@ -111,13 +116,18 @@ def open_collection(settings: Settings, name: str, *, create: bool = True) -> An
         ConfigError: the collection was built with another embedding model.
         ModelNotFoundError: the embedding model is missing.
     """
-    from assistant.knowledge.embeddings import chroma_embedding_function, resolve_model_dir
+    from assistant.knowledge.embeddings import (
+        chroma_embedding_function,
+        ensure_onnx_export,
+        resolve_model_dir,
+    )
 
     _check_name(name)
     client = get_client(settings)
     ef = chroma_embedding_function(settings)
     _, model_id = resolve_model_dir(settings)
     if create:
+        ensure_onnx_export(settings)  # the writer loads torch anyway; queries then skip it
         metadata = {
             "kb_schema": SCHEMA_VERSION,
             "description": _DESCRIPTIONS[name],

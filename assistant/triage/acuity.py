@@ -41,9 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.domain import Disposition
 from assistant.errors import DataError
+from assistant.paths import KNOWLEDGE_BASE_DIR
 from assistant.triage.complaints import ComplaintCoding
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "knowledge_base" / "models" / "acuity"
+DEFAULT_MODEL_DIR = KNOWLEDGE_BASE_DIR / "models" / "acuity"
 TARGETS = ("emergency", "critical", "admit")
 
 # Age bands (years, lower bounds) of the logistic part; NEWS2 vital bands (upper bounds,
@@ -363,6 +364,18 @@ class AcuityModel:
                 f"clinical rule: {'; '.join(risk.rules)} -> {risk.floor.value}"] + learned.reasons)
         return learned
 
+    def emergency_threshold(self, with_vitals: bool) -> float:
+        """P(emergency) at or above which the model alone says ``emergency``.
+
+        Inside the triage pipeline (red flags, NEWS2 and rules add emergencies of their own)
+        this is ``pipeline_t_emergency``, the highest threshold whose pipeline recall on a
+        NHAMCS 2019 sample plus the KTAS train split is >= 90 %
+        (``eval/urgency/choose_pipeline_threshold.py``); else the model's own recall-90 %
+        point ``t_emergency``. Risks between the two map to ``consultation_24``.
+        """
+        t = self.thresholds["vitals" if with_vitals else "no_vitals"]
+        return float(t.get("pipeline_t_emergency", t["t_emergency"]))
+
     def decide_learned(self, risk: AcuityRisk) -> AcuityDecision:
         """Disposition from risks with the thresholds stored in the model metadata.
 
@@ -370,7 +383,8 @@ class AcuityModel:
         with/without vitals (never on 2020 or KTAS); see ``metadata.json``. Rules, first match:
 
         * ``emergency_ambulance``: ``p_critical >= t_ambulance`` (critical-care precision >= 25 %);
-        * ``emergency``: ``p_emergency >= t_emergency`` (the recall >= 90 % operating point);
+        * ``emergency``: ``p_emergency >=`` :meth:`emergency_threshold` (the recall >= 90 %
+          operating point of the pipeline, or of the model alone);
         * ``consultation_24`` (same day): ``p_emergency >= t_consult24`` (the band just below
           the emergency threshold, down to the recall >= 98 % point) or ``p_admit >= t_admit24``;
         * ``self_care``: ``p_emergency < t_self_care`` and ``p_admit < t_admit_self_care``;
@@ -382,12 +396,13 @@ class AcuityModel:
         t = self.thresholds["vitals" if risk.with_vitals else "no_vitals"]
         pe, pc, pa = risk.p_emergency, risk.p_critical, risk.p_admit
         top = f" ({', '.join(risk.factors[:3])})" if risk.factors else ""
+        t_em = self.emergency_threshold(risk.with_vitals)
         if pc >= t["t_ambulance"]:
             return AcuityDecision(disposition=Disposition.EMERGENCY_AMBULANCE, reasons=[
                 f"critical-care risk {pc:.0%} >= {t['t_ambulance']:.0%}{top}"])
-        if pe >= t["t_emergency"]:
+        if pe >= t_em:
             return AcuityDecision(disposition=Disposition.EMERGENCY, reasons=[
-                f"emergency-level triage risk {pe:.0%} >= {t['t_emergency']:.0%}{top}"])
+                f"emergency-level triage risk {pe:.0%} >= {t_em:.0%}{top}"])
         if pe >= t["t_consult24"] or pa >= t["t_admit24"]:
             return AcuityDecision(disposition=Disposition.CONSULTATION_24, reasons=[
                 f"emergency-level risk {pe:.0%}, admission risk {pa:.0%}: see a doctor today{top}"])

@@ -88,7 +88,7 @@ class Triager:
         """The acuity model learned from real ED triage (``knowledge_base/models/acuity``)."""
         from assistant.triage.acuity import load_acuity_model
 
-        return load_acuity_model(self.kb.path("models/acuity/model.npz"))
+        return load_acuity_model(self.kb.path("models/acuity"))
 
     # ------------------------------------------------------------------------------
     def triage(
@@ -179,7 +179,7 @@ class Triager:
         disposition = urgency.disposition
         reasons_en = [f"rule {_rule_words(r)}" for r in urgency.rule_ids]
         reasons_zh = [f"规则：{_rule_words(r)}" for r in urgency.rule_ids]
-        risk, model_disposition, model_reasons = self._acuity(coding, age=age, sex=sex)
+        risk, model_disposition, model_reasons = self._acuity(coding, age=age, sex=sex, text=clean)
         if model_disposition is not None and model_disposition.rank < disposition.rank:
             disposition = model_disposition
             urgency.rule_ids.append("ACUITY_MODEL")
@@ -259,7 +259,7 @@ class Triager:
             log.error("complaint coding failed: %s", type(exc).__name__)
             return None
 
-    def _acuity(self, coding: Any, *, age: float | None, sex: str | None
+    def _acuity(self, coding: Any, *, age: float | None, sex: str | None, text: str = ""
                 ) -> tuple[RiskEstimate | None, Disposition | None, list[str]]:
         """Calibrated risks and the model's disposition (None when the model cannot run)."""
         if coding is None or not coding.codes:
@@ -274,7 +274,23 @@ class Triager:
         estimate = RiskEstimate(p_emergency=risk.p_emergency, p_critical=risk.p_critical,
                                 p_admit=risk.p_admit, with_vitals=risk.with_vitals,
                                 model_version=str(model.metadata.get("version", "")))
-        return estimate, decision.disposition, list(decision.reasons)
+        disposition, reasons = decision.disposition, list(decision.reasons)
+        for cap in self._model_caps():
+            if disposition.rank >= cap["cap"].rank or not _cap_applies(cap, coding, text):
+                continue
+            disposition = cap["cap"]
+            reasons.append(f"{_rule_words(cap['id'])}: at most {cap['cap'].value} from the learned risk alone")
+        return estimate, disposition, reasons
+
+    def _model_caps(self) -> list[dict[str, Any]]:
+        """``model_caps`` of ``urgency_rules.yaml``, compiled once."""
+        if "_caps" not in self.__dict__:
+            raw = self.kb.yaml("urgency_rules.yaml").get("model_caps") or []
+            self.__dict__["_caps"] = [
+                {**c, "cap": Disposition(c["cap"]),
+                 "regex": re.compile("|".join(f"(?:{p})" for p in c["patterns"])) if c.get("patterns") else None}
+                for c in raw]
+        return self.__dict__["_caps"]
 
     def _discriminating_question(self, coding: Any, risk: RiskEstimate, *, age: float | None,
                                  sex: str | None, language: str, asked: frozenset[str] | set[str],
@@ -283,10 +299,13 @@ class Triager:
         the model's emergency threshold (``discriminators`` in ``interview.yaml``).
 
         For each candidate whose answer is not in the text yet, the model is re-run with the
-        question's complaint codes added (the "yes" answer); the question whose "yes" raises
-        the emergency risk most is chosen, provided that it would cross the threshold. This
-        is the one-step look-ahead of expected information gain with the decision as the
-        target (a "no" leaves the risk where it is).
+        question's complaint codes added (the "yes" answer). A candidate counts only if a
+        "yes" would cross the threshold; among those, the question with the largest expected
+        change of the emergency risk, P(yes | complaint codes) x (risk if yes - risk now), is
+        asked. P(yes | codes) is the co-occurrence of the finding with the complaint in
+        NHAMCS 2018-2019 visits (``models/acuity/discriminator_priors.json``, built by
+        ``eval/urgency/build_discriminator_priors.py``); questions that almost nobody with
+        this complaint answers "yes" to (below ``min_prior``) are not asked.
 
         Returns:
             ``(question_id, question)`` or None (risk not near the threshold, or no question
@@ -298,12 +317,12 @@ class Triager:
         if not conf:
             return None
         model = self.acuity
-        thresholds = model.thresholds["vitals" if risk.with_vitals else "no_vitals"]
-        t_em = thresholds["t_emergency"]
+        t_em = model.emergency_threshold(risk.with_vitals)
         if not (float(conf.get("near", 0.6)) * t_em <= risk.p_emergency < t_em):
             return None
         low = normalise(text)
-        have = coding.code_set if hasattr(coding, "code_set") else {c.code for c in coding.codes}
+        have = {c.code for c in coding.codes}
+        priors = self._discriminator_priors()
         best: tuple[float, tuple[str, str]] | None = None
         for q in conf.get("questions", []):
             if q["id"] in asked or any(w in low for w in q.get("answered", [])):
@@ -311,15 +330,32 @@ class Triager:
             new = [c for c in q["codes"] if c not in have]
             if not new:
                 continue
+            given = priors.get("given", {}).get(q["id"], {})
+            p_answer_yes = max([given[c] for c in have if c in given]
+                               or [priors.get("overall", {}).get(q["id"], 0.0)])
+            if p_answer_yes < float(conf.get("min_prior", 0.02)):
+                continue  # a question nearly nobody with this complaint answers "yes" to
             added = coding.model_copy(update={"codes": [*coding.codes, *(
                 CodedComplaint(code=c, label_en=c, evidence="", score=1.0) for c in new)]})
             try:
                 p_yes = model.predict(added, age_years=age, sex=sex, vitals=coding.vitals or None).p_emergency
             except Exception:  # noqa: BLE001 - a question is optional
                 continue
-            if p_yes >= t_em and (best is None or p_yes > best[0]):
-                best = (p_yes, (q["id"], q[language]))
+            gain = p_answer_yes * (p_yes - risk.p_emergency)
+            if p_yes >= t_em and (best is None or gain > best[0]):
+                best = (gain, (q["id"], q[language]))
         return None if best is None else best[1]
+
+    def _discriminator_priors(self) -> dict[str, Any]:
+        path = self.kb.path("models/acuity/discriminator_priors.json")
+        if "_priors" not in self.__dict__:
+            import json
+
+            try:
+                self.__dict__["_priors"] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.__dict__["_priors"] = {}
+        return self.__dict__["_priors"]
 
     # -- routing ----------------------------------------------------------------------
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
@@ -452,6 +488,16 @@ def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | 
             for hit in match_red_flags(body[start:start + RED_FLAG_WINDOW], **kw):
                 hits.setdefault(hit.rule_id, hit)
     return sorted(hits.values(), key=lambda h: h.disposition.rank)
+
+
+def _cap_applies(cap: dict[str, Any], coding: Any, text: str) -> bool:
+    """Whether a ``model_caps`` entry applies to a complaint (its coding and text)."""
+    hours = cap.get("min_duration_hours")
+    if hours is not None:
+        return (coding.duration_hours is not None and coding.duration_hours >= hours
+                and coding.onset != "sudden")
+    regex = cap.get("regex")
+    return regex is not None and bool(regex.search(normalise(text)))
 
 
 def _rule_words(rule_id: str) -> str:

@@ -297,14 +297,15 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
         with gr.Tab("Patient 患者"):
             gr.Markdown(f"_{NOTICE['en']}_  \n_{NOTICE['zh']}_", elem_id="standing-notice")
             with gr.Row():
-                lang = gr.Radio(["Auto", "English", "中文"], value="Auto", label="Language 语言")
-                age = _tolerant_number(gr)(label="Age 年龄", value=None, minimum=0, maximum=120)
-                sex = gr.Dropdown(["", "F", "M"], value="", label="Sex 性别")
-                pregnant = gr.Checkbox(label="Pregnant 怀孕", value=False)
+                lang = _tolerant(gr.Radio(["Auto", "English", "中文"], value="Auto", label="Language 语言"),
+                                 "Auto")
+                age = _tolerant(gr.Number(label="Age 年龄", value=None, minimum=0, maximum=120))
+                sex = _tolerant(gr.Dropdown(["", "F", "M"], value="", label="Sex 性别"), "")
+                pregnant = _tolerant(gr.Checkbox(label="Pregnant 怀孕", value=False), False)
             banner = gr.HTML(elem_id="banner-box")
             card = gr.HTML(elem_id="card-box")
             questions = gr.Markdown(elem_id="questions")
-            chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=420)
+            chatbot = _tolerant(gr.Chatbot(label="Chat", elem_id="chat", height=420), [])
             with gr.Accordion("Citations 参考资料", open=False):
                 cites = gr.Markdown(elem_id="citations")
             state = gr.State(None)
@@ -338,33 +339,33 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
     return app
 
 
-def _tolerant_number(gr: Any) -> type:
-    """``gr.Number`` whose preprocess never raises: text, NaN, infinities and
-    out-of-range values become None. Gradio's own check raises with the typed value in
-    the message and logs a traceback, so text typed into the age field (often the
-    complaint itself) would reach the log."""
+def _tolerant(component: Any, fallback: Any = None) -> Any:
+    """Make ``component``'s ``preprocess`` never raise (returns ``component``): a payload
+    Gradio would refuse (text in a number field, a value outside the choices, a
+    malformed chat history, a non-boolean checkbox) becomes ``fallback``. Gradio's own
+    refusal puts the typed value in the error message and logs a traceback, so text
+    typed into the wrong field (often the complaint itself) would reach the log; our
+    code validates instead (:func:`_profile` drops an invalid age or sex).
+
+    The instance attribute is patched, not a subclass made: Gradio writes a ``.pyi``
+    file next to the module of every component subclass."""
     import math
 
-    class TolerantNumber(gr.Number):
-        @classmethod
-        def get_block_name(cls) -> str:
-            return "number"
+    original = component.preprocess
 
-        def preprocess(self, payload: Any) -> float | int | None:
-            if isinstance(payload, bool) or payload is None:
-                return None
-            try:
-                value = float(payload)
-            except (TypeError, ValueError, OverflowError):
-                return None
-            if not math.isfinite(value):
-                return None
-            if (self.minimum is not None and value < self.minimum) or \
-                    (self.maximum is not None and value > self.maximum):
-                return None
-            return self.round_to_precision(value, self.precision)
+    def preprocess(payload: Any) -> Any:
+        if isinstance(payload, float) and not math.isfinite(payload):
+            return fallback
+        try:
+            value = original(payload)
+        except Exception:  # noqa: BLE001 - refused payload: never echoed or logged
+            return fallback
+        if fallback is not None and value is not None and not isinstance(value, type(fallback)):
+            return fallback  # e.g. text sent for the checkbox
+        return value
 
-    return TolerantNumber
+    component.preprocess = preprocess
+    return component
 
 
 def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle: Any) -> None:

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from assistant.evaluation.datasets import ktas_cases
-from assistant.triage.acuity import TARGETS, TREE_FEATURES, VITAL_ORDER, AcuityModel, feature_dict
+from assistant.triage.acuity import CLINICAL_RULES, TARGETS, TREE_FEATURES, VITAL_ORDER, AcuityModel, feature_dict
 from assistant.triage.complaints import code_complaint, load_vocabulary
 
 try:  # renamed public during a refactor; accept both
@@ -523,6 +523,7 @@ def main() -> None:
         "cv_auc_2018_2019": cv_auc,
         "min_code_count": MIN_CODE_COUNT,
         "thresholds": thresholds,
+        "clinical_rules": list(CLINICAL_RULES),
         "threshold_rule": "chosen on out-of-fold calibrated predictions of NHAMCS 2018-2019 only, per view: "
                           "t_emergency recall>=0.90, t_emergency_r95 recall>=0.95 (reported, not used by decide), "
                           "t_consult24 recall>=0.98, t_self_care recall>=0.995 (emergency); t_ambulance "
