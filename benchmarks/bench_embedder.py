@@ -42,7 +42,7 @@ QUERIES = [
     "孩子发烧咳嗽",
 ]
 
-CHILD = r'''
+CHILD = r"""
 import json, statistics, sys, time
 backend, data_dir, threads, n_queries, texts_file = sys.argv[1:6]
 threads, n_queries = int(threads), int(n_queries)
@@ -84,7 +84,7 @@ print(json.dumps({
     "p95_ms": 1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], "texts_per_s": ingest,
     "heavy_modules": heavy, "vectors": vectors.tolist(),
 }))
-'''
+"""
 
 
 def load_texts(n: int) -> list[str]:
@@ -110,9 +110,21 @@ def load_texts(n: int) -> list[str]:
 
 def run_child(backend: str, data_dir: Path, threads: int, queries: int, texts_file: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, backend, str(data_dir), str(threads), str(queries),
-         str(texts_file), json.dumps(QUERIES)],
-        capture_output=True, text=True, check=False, cwd=REPO,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            backend,
+            str(data_dir),
+            str(threads),
+            str(queries),
+            str(texts_file),
+            json.dumps(QUERIES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
     )
     if out.returncode != 0:
         raise SystemExit(f"{backend} run failed:\n{out.stderr[-3000:]}")
@@ -143,12 +155,20 @@ def main() -> None:
     texts = load_texts(args.texts)
     texts_file = data_dir / "bench_texts.json"
     texts_file.write_text(json.dumps(texts), encoding="utf-8")
-    results = {b: run_child(b, data_dir, args.threads, args.queries, texts_file)
-               for b in ("onnx", "sentence-transformers")}
-    diff = float(np.abs(np.asarray(results["onnx"]["vectors"])
-                        - np.asarray(results["sentence-transformers"]["vectors"])).max())
+    results = {
+        b: run_child(b, data_dir, args.threads, args.queries, texts_file)
+        for b in ("onnx", "sentence-transformers")
+    }
+    diff = float(
+        np.abs(
+            np.asarray(results["onnx"]["vectors"])
+            - np.asarray(results["sentence-transformers"]["vectors"])
+        ).max()
+    )
 
-    print(f"threads              : {args.threads}; {args.queries} queries; {len(texts)} texts, batch 32")
+    print(
+        f"threads              : {args.threads}; {args.queries} queries; {len(texts)} texts, batch 32"
+    )
     print(f"{'':22s}{'ONNX Runtime':>16s}{'sentence-transformers':>24s}")
     rows = [
         ("import + load (s)", "load_s", "{:.2f}"),

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

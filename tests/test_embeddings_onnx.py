@@ -69,7 +69,7 @@ def onnx(onnx_settings: Settings) -> OnnxEmbedder:
     return embedder
 
 
-def _st(reference: Embedder, texts: list[str]):  # noqa: ANN202
+def _st(reference: Embedder, texts: list[str]):
     import numpy as np
 
     return np.asarray(
@@ -103,7 +103,9 @@ def test_single_texts_match(onnx: OnnxEmbedder, reference: Embedder) -> None:
     assert onnx.encode([]).shape == (0, 384)
 
 
-def test_metadata_and_tokens(onnx: OnnxEmbedder, reference: Embedder, onnx_settings: Settings) -> None:
+def test_metadata_and_tokens(
+    onnx: OnnxEmbedder, reference: Embedder, onnx_settings: Settings
+) -> None:
     assert (onnx.dimension, onnx.max_seq_length) == (reference.dimension, reference.max_seq_length)
     assert onnx.max_seq_length == 256 and onnx.model_id == emb.DEFAULT_MODEL_ID
     for text in ("chest pain", "胸痛", ENGLISH[-1]):
@@ -118,7 +120,9 @@ def test_metadata_and_tokens(onnx: OnnxEmbedder, reference: Embedder, onnx_setti
     assert export_onnx(onnx_settings) == export_dir / ONNX_FILE  # already there: no-op
 
 
-def test_chroma_function_uses_the_same_embedder(onnx: OnnxEmbedder, onnx_settings: Settings) -> None:
+def test_chroma_function_uses_the_same_embedder(
+    onnx: OnnxEmbedder, onnx_settings: Settings
+) -> None:
     import numpy as np
 
     ef = emb.chroma_embedding_function(onnx_settings)

@@ -272,7 +272,9 @@ class OnnxEmbedder:
     backend: Backend = "onnx"
     device = "cpu"
 
-    def __init__(self, export_dir: Path, path: Path, model_id: str, *, num_threads: int = 2) -> None:
+    def __init__(
+        self, export_dir: Path, path: Path, model_id: str, *, num_threads: int = 2
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -378,7 +380,9 @@ def _model_key(model_dir: Path) -> str:
     )
     for file in files:
         stat = file.stat()
-        digest.update(f"\0{file.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        digest.update(
+            f"\0{file.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -458,7 +462,9 @@ def _export_to(model_dir: Path, model_id: str, export_dir: Path, *, num_threads:
     if _export_ready(export_dir):
         return export_dir / ONNX_FILE
     if not _torch_importable():
-        raise OnnxExportError("exporting the embedding model to ONNX needs torch and sentence-transformers")
+        raise OnnxExportError(
+            "exporting the embedding model to ONNX needs torch and sentence-transformers"
+        )
     force_offline()
     import inspect
     import warnings
@@ -479,7 +485,9 @@ def _export_to(model_dir: Path, model_id: str, export_dir: Path, *, num_threads:
         raise OnnxExportError(f"cannot export {model_id}: it has no fast (tokenizers) tokenizer")
     input_names = [n for n in hf_tokenizer.model_input_names if n in _ENCODING_FIELDS]
     if "input_ids" not in input_names or "attention_mask" not in input_names:
-        raise OnnxExportError(f"cannot export {model_id}: tokenizer inputs {hf_tokenizer.model_input_names}")
+        raise OnnxExportError(
+            f"cannot export {model_id}: tokenizer inputs {hf_tokenizer.model_input_names}"
+        )
 
     class SentenceEmbedding(torch.nn.Module):
         """sentence-transformers modules (transformer, pooling, normalize, ...) as one graph."""
@@ -540,7 +548,9 @@ def _export_to(model_dir: Path, model_id: str, export_dir: Path, *, num_threads:
             "pad_token_id": hf_tokenizer.pad_token_id,
             "pad_token_type_id": getattr(hf_tokenizer, "pad_token_type_id", 0),
             "do_lower_case": bool(getattr(first, "do_lower_case", False)),
-            "prompt": (getattr(model, "prompts", {}) or {}).get(prompt_name, "") if prompt_name else "",
+            "prompt": (getattr(model, "prompts", {}) or {}).get(prompt_name, "")
+            if prompt_name
+            else "",
             "opset": ONNX_OPSET,
             "torch": torch.__version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -623,7 +633,9 @@ def ensure_onnx_export(settings: Settings) -> Path | None:
     except ModelNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - ONNX is an optimisation, never a blocker
-        logger.warning("ONNX export of the embedding model failed (%s); using sentence-transformers", exc)
+        logger.warning(
+            "ONNX export of the embedding model failed (%s); using sentence-transformers", exc
+        )
         return None
 
 
@@ -650,7 +662,8 @@ def schedule_onnx_export(settings: Settings) -> bool:
     global _ATEXIT_REGISTERED
     with _LOCK:
         _SCHEDULED.setdefault(
-            str(target.resolve()), (str(path), model_id, str(target.resolve()), settings.num_threads)
+            str(target.resolve()),
+            (str(path), model_id, str(target.resolve()), settings.num_threads),
         )
         if not _ATEXIT_REGISTERED:
             atexit.register(_spawn_scheduled_exports)
@@ -695,10 +708,17 @@ def _spawn_scheduled_exports() -> None:
             if not _take_lock(lock):
                 continue
             with open(export_dir.parent / "onnx-export.log", "ab") as log:
-                subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                    [sys.executable, "-c",
-                     "from assistant.knowledge.embeddings import _export_main; _export_main()",
-                     model_dir, model_id, target, str(threads), str(lock)],
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from assistant.knowledge.embeddings import _export_main; _export_main()",
+                        model_dir,
+                        model_id,
+                        target,
+                        str(threads),
+                        str(lock),
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,

@@ -275,7 +275,8 @@ class Triager:
                                 p_admit=risk.p_admit, with_vitals=risk.with_vitals,
                                 model_version=str(model.metadata.get("version", "")))
         disposition, reasons = decision.disposition, list(decision.reasons)
-        for cap in self._model_caps():
+        max_risk = float(self.kb.yaml("urgency_rules.yaml").get("max_risk", 1.0))
+        for cap in (self._model_caps() if risk.p_emergency < max_risk else []):
             if disposition.rank >= cap["cap"].rank or not _cap_applies(cap, coding, text):
                 continue
             disposition = cap["cap"]
@@ -492,6 +493,9 @@ def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | 
 
 def _cap_applies(cap: dict[str, Any], coding: Any, text: str) -> bool:
     """Whether a ``model_caps`` entry applies to a complaint (its coding and text)."""
+    prefixes = cap.get("no_codes_starting_with")
+    if prefixes:
+        return bool(coding.codes) and not any(c.code.startswith(tuple(prefixes)) for c in coding.codes)
     hours = cap.get("min_duration_hours")
     if hours is not None:
         return (coding.duration_hours is not None and coding.duration_hours >= hours
