@@ -56,7 +56,12 @@ def _worker(db: str, journal: str, first: int, count: int) -> None:
     fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     for n in range(first, first + count):
         sig = _signal(n)
-        out = book_signal(factory, sig)
+        try:
+            out = book_signal(factory, sig)
+        except Exception as exc:  # noqa: BLE001 - a refusal (e.g. lock timeout), not a loss
+            print(f"worker {os.getpid()}: booking refused: {type(exc).__name__}: "
+                  f"{str(getattr(exc, 'orig', exc))[:60]}", file=sys.stderr)
+            continue
         if out.booked:
             os.write(fd, f"{sig.id} {out.ref}\n".encode())
             os.fsync(fd)

@@ -79,6 +79,7 @@ def test_near_threshold_asks_the_discriminating_question(fake_triager) -> None: 
     ("I have had blood in my stool on and off for a month", 57, Disposition.CONSULTATION_24),
     ("想做宫颈癌筛查", 35, Disposition.CONSULTATION),
     ("I would like to book a check up", 40, Disposition.CONSULTATION),
+    ("高血压十年了", 60, Disposition.CONSULTATION),  # a named condition, no current symptom
 ])
 def test_model_caps_for_long_standing_and_routine_requests(triager, text: str, age: float,  # noqa: ANN001
                                                             expected: Disposition) -> None:
@@ -99,3 +100,10 @@ def test_learned_model_escalates_what_no_rule_names(triager) -> None:  # noqa: A
         assert r.disposition.is_emergency, (text, r.reasons_en)
     quiet = triager.triage("runny nose and sneezing since yesterday", age=22)
     assert not quiet.disposition.is_emergency
+
+
+def test_advice_seeking_question_is_capped_but_danger_is_not(triager) -> None:  # noqa: ANN001
+    asking = triager.triage("医生您好，我头晕，是怎么回事，吃什么药好？", age=45)
+    assert not asking.disposition.is_emergency
+    danger = triager.triage("医生您好，突然一侧手脚无力，说话不清楚，怎么办？", age=45)
+    assert danger.disposition.is_emergency and danger.red_flags

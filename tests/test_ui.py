@@ -28,7 +28,9 @@ def served(settings, hospital_db):  # noqa: ANN001, ANN201
 
     from assistant.ui.app import BackgroundServer
 
-    s = settings.model_copy(update={"staff_password": SecretStr("s3cret-test"), "llm_lead_in": False})
+    # every test client is 127.0.0.1: lift the per-client hold limit (tested in test_service.py)
+    s = settings.model_copy(update={"staff_password": SecretStr("s3cret-test"), "llm_lead_in": False,
+                                    "max_holds_per_client_hour": 1000})
     app = build_app(s)
     server = BackgroundServer(app, host="127.0.0.1", port=_free_port())  # the hardened app launch() serves
     yield server.url
