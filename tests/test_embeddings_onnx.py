@@ -183,3 +183,4 @@ def test_broken_export_falls_back(
     path, _ = emb.resolve_model_dir(settings)
     monkeypatch.setitem(emb._CACHE, (str(path), "cpu"), reference)
     assert get_embedder(settings, export="never") is reference
+    assert not export_dir.exists()  # removed: the next export replaces it

@@ -16,11 +16,15 @@ Two interchangeable backends produce the same L2-normalised vectors:
 * :class:`Embedder`: sentence-transformers on torch (CPU or CUDA).
 
 :func:`get_embedder` picks ONNX whenever the export exists and the embedder runs on the CPU
-(``device="cpu"``, or ``"auto"`` without a CUDA GPU); otherwise sentence-transformers. The
-export (:func:`export_onnx`) is made synchronously by the ingest (which loads torch anyway,
-see :func:`ensure_onnx_export`), and in the background, in a detached low-priority process
-started when the current process exits, after a query had to fall back to
-sentence-transformers (:func:`schedule_onnx_export`); the query itself never waits for it.
+(``device="cpu"``, or ``"auto"`` unless torch is already loaded and sees a CUDA GPU);
+otherwise sentence-transformers. The export (:func:`export_onnx`) is made synchronously
+when opening a collection for writing (the ingest loads torch anyway, see
+:func:`ensure_onnx_export`) and by :meth:`Retriever.warm_up`; after a query had to fall
+back to sentence-transformers (or a retriever was built without an export) it is made in
+the background, by a detached low-priority process started when the current process exits
+(:func:`schedule_onnx_export`); the query itself never waits for it. The two backends
+agree within 1e-4 per component (each export is checked before it is used), so an index
+built with one can be queried with the other.
 
 Each model is loaded once per process (cached by resolved path and device / thread count).
 """
@@ -167,26 +171,23 @@ def _pick_device(setting: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _nvidia_present() -> bool:
-    """Cheap check (no torch import) whether this machine may have a CUDA GPU."""
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
-
-
 def _onnx_allowed(setting: str) -> bool:
     """Whether ``device=setting`` may run on the CPU ONNX backend.
 
-    ``cpu``: yes; ``cuda``: no; ``auto``: yes unless torch sees a CUDA GPU (torch is only
-    imported to ask when an NVIDIA driver is present at all).
+    ``cpu``: yes; ``cuda``: no; ``auto``: yes, unless torch is already loaded in this
+    process (the ingest, an LLM) and sees a CUDA GPU. torch is never imported just to
+    decide: a one-text query is faster on ONNX Runtime than torch's import alone.
     """
     if setting == "cpu":
         return True
     if setting == "cuda":
         return False
-    if not _nvidia_present():
+    torch = sys.modules.get("torch")
+    if torch is None:
         return True
     try:
-        return _pick_device("auto") == "cpu"
-    except ImportError:
+        return not torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - a half-imported or broken torch: stay on ONNX
         return True
 
 
@@ -363,7 +364,8 @@ class OnnxEmbedder:
 
     def tokens(self, text: str) -> int:
         """Number of word pieces of ``text`` (before truncation), for diagnostics."""
-        return len(self._counter.encode(self._prepare([text])[0]).ids)
+        text = str(text).lower() if self._lower else str(text)
+        return len(self._counter.encode(text).ids)
 
 
 AnyEmbedder = Embedder | OnnxEmbedder
@@ -754,7 +756,8 @@ def get_embedder(settings: Settings, *, export: ExportPolicy = "background") -> 
     and the embedder runs on the CPU; sentence-transformers (:class:`Embedder`) otherwise.
 
     Args:
-        settings: uses ``embedding_model``, ``device`` ("auto" = CUDA when available),
+        settings: uses ``embedding_model``, ``device`` ("auto" = ONNX on the CPU when
+            exported, unless torch is already loaded and sees a GPU; else CUDA when available),
             ``data_dir`` (the export's home) and ``num_threads`` (ONNX Runtime threads).
         export: what to do when the export is missing: ``"background"`` (default: use
             sentence-transformers now and export in a detached process at exit),
@@ -786,7 +789,10 @@ def get_embedder(settings: Settings, *, export: ExportPolicy = "background") -> 
                         )
                         _CACHE[key] = embedder
                     except OnnxExportError as exc:
-                        logger.warning("%s; using sentence-transformers", exc)
+                        # written atomically, so it is broken for good (or made by an
+                        # incompatible onnxruntime): remove it, re-export next time
+                        logger.warning("%s; removed, using sentence-transformers", exc)
+                        shutil.rmtree(target, ignore_errors=True)
             if embedder is not None:
                 return embedder
     device = _pick_device(settings.device)
