@@ -180,6 +180,12 @@ class Triager:
         reasons_en = [f"rule {_rule_words(r)}" for r in urgency.rule_ids]
         reasons_zh = [f"规则：{_rule_words(r)}" for r in urgency.rule_ids]
         risk, model_disposition, model_reasons = self._acuity(coding, age=age, sex=sex, text=clean)
+        if (model_disposition is Disposition.CONSULTATION_24 and disposition is Disposition.SELF_CARE
+                and risk is not None and risk.p_emergency < self._model_own_threshold(risk)):
+            # a self-care rule (NICE CKS minor illness) and a learned risk below the model's own
+            # emergency point agree: the same-day hedging band does not override them
+            model_disposition = Disposition.SELF_CARE
+            model_reasons = [*model_reasons, "minor illness rule and low learned risk: self-care"]
         if model_disposition is not None and model_disposition.rank < disposition.rank:
             disposition = model_disposition
             urgency.rule_ids.append("ACUITY_MODEL")
@@ -219,7 +225,9 @@ class Triager:
             extra = self._discriminating_question(coding, risk, age=age, sex=sex, language=language,
                                                   asked=asked, text=clean)
             if extra is not None and extra[0] not in {i for i, _ in questions}:
-                questions = [extra, *questions][:3]
+                general = {q["id"] for q in self.kb.yaml("interview.yaml").get("general", [])}
+                topics = [q for q in questions if q[0] not in general]
+                questions = [*topics[:2], extra, *[q for q in questions if q[0] in general]][:3]
         citations = self._citations(clean)
         signal = DemandSignal.from_disposition(
             patient_ref=patient_ref(session_id), department=top, disposition=disposition,
@@ -282,6 +290,10 @@ class Triager:
             disposition = cap["cap"]
             reasons.append(f"{_rule_words(cap['id'])}: at most {cap['cap'].value} from the learned risk alone")
         return estimate, disposition, reasons
+
+    def _model_own_threshold(self, risk: RiskEstimate) -> float:
+        """The acuity model's own recall-90 % emergency point (``t_emergency``)."""
+        return float(self.acuity.thresholds["vitals" if risk.with_vitals else "no_vitals"]["t_emergency"])
 
     def _model_caps(self) -> list[dict[str, Any]]:
         """``model_caps`` of ``urgency_rules.yaml``, compiled once."""
@@ -493,6 +505,8 @@ def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | 
 
 def _cap_applies(cap: dict[str, Any], coding: Any, text: str) -> bool:
     """Whether a ``model_caps`` entry applies to a complaint (its coding and text)."""
+    if cap.get("severity"):
+        return coding.severity == cap["severity"]
     prefixes = cap.get("no_codes_starting_with")
     if prefixes:
         return bool(coding.codes) and not any(c.code.startswith(tuple(prefixes)) for c in coding.codes)
