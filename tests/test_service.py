@@ -187,3 +187,21 @@ def test_unconfirmed_holds_lapse_and_confirmed_ones_stay(settings, hospital_db) 
         assert db.get(Booking, kept.booking["ref"]).status == "confirmed"
         assert db.get(Booking, lapsed.booking["ref"]).status == "cancelled"
     assert not service.confirm(lapsed) and lapsed.booking is None
+
+
+def test_text_not_from_our_templates_is_escaped(triager) -> None:  # noqa: ANN001
+    """Names imported from CSV, patient words and model text cannot inject links or HTML."""
+    from assistant.domain import Citation
+    from assistant.triage.render import render_answer
+
+    r = triager.triage("sore throat for three days <img src=x onerror=alert(1)> [click](http://evil.example)", age=30)
+    r.lead_in = "Hello [Call now](http://evil.example/phish)"
+    r.citations = [Citation(title="[x](javascript:alert(1))", source="<b>src</b>", url="javascript:alert(1)",
+                            snippet="", score=1.0)]
+    booking = {"ref": "R1", "starts_at": datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc),
+               "doctor": {"name_en": "Attending Physician [Call now](http://evil.example/phish)", "name_zh": "医生",
+                          "title_en": "<script>x</script>", "title_zh": "主任"}}
+    answer = render_answer(r, booking=booking)
+    assert "](http://evil.example" not in answer and "<script>" not in answer and "<img" not in answer
+    assert "](javascript:" not in answer
+    assert "\\[Call now\\]" in answer  # shown as plain text

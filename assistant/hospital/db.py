@@ -137,8 +137,11 @@ def open_db(path: str | Path, *, create: bool = True) -> sessionmaker[Session]:
     Raises:
         StorageError: (a :class:`DataError`) the file is not an SQLite database, is
             corrupt, or the disk is full.
-        DataError: the file has no schema and ``create`` is False.
+        DataError: the file has no schema, or does not exist, and ``create`` is False
+            (nothing is created on disk then).
     """
+    if not create and not Path(path).is_file():
+        raise DataError(f"{path}: no hospital tables; run `assistant hospital demo` or import CSV")
     engine = open_engine(path)
     try:
         if create:
