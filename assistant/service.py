@@ -206,7 +206,7 @@ class TriageService:
             profile: age, sex, pregnancy and language from the form.
             book: book now (True), never (False), or when the interview is done (None:
                 an emergency, no open questions, or from the second turn on).
-            lead_in: write a model lead-in (default ``settings.llm_lead_in``).
+            lead_in: write a model lead-in (default ``settings.lead_in_enabled``: capable models).
             now: the clock (UTC), for tests.
             client: who is asking (e.g. a hash of the browser's address), for the hold limit.
 
@@ -244,7 +244,7 @@ class TriageService:
             except Exception as exc:  # noqa: BLE001 - urgency advice must still go out
                 log.error("booking failed ref=%s error=%s", _ref(result), type(exc).__name__)
                 booking_failed = True
-        use_llm = self.settings.llm_lead_in if lead_in is None else lead_in
+        use_llm = self.settings.lead_in_enabled if lead_in is None else lead_in
         if use_llm:
             result.lead_in = self.lead_in(complaint, result)
         answer = render_answer(result, booking=session.booking, booking_failed=booking_failed,

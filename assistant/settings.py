@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     )
     llm_lead_in: bool = Field(
         default=True,
-        description="Let the LLM write one short empathetic lead-in (checked, dropped if unsafe).",
+        description="Let a model marked llm_capable write one short empathetic lead-in (checked, "
+        "dropped if unsafe). The embedded 135M model's lead-ins are noise: off unless llm_capable.",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=2, ge=1, le=256, description="torch CPU threads.")
@@ -182,6 +183,12 @@ class Settings(BaseSettings):
     def resolved_hospital_db(self) -> Path:
         """SQLite resource-table file (``hospital_db`` or ``<data_dir>/hospital.sqlite``)."""
         return self.hospital_db if self.hospital_db is not None else self.data_dir / "hospital.sqlite"
+
+    @property
+    def lead_in_enabled(self) -> bool:
+        """Whether patient answers get a model lead-in by default: ``llm_lead_in`` and a model
+        marked ``llm_capable`` (the embedded 135M model writes noise that passes the checks)."""
+        return self.llm_lead_in and self.llm_capable
 
     @property
     def resolved_knowledge_base_dir(self) -> Path:

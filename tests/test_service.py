@@ -205,3 +205,16 @@ def test_text_not_from_our_templates_is_escaped(triager) -> None:  # noqa: ANN00
     assert "](http://evil.example" not in answer and "<script>" not in answer and "<img" not in answer
     assert "](javascript:" not in answer
     assert "\\[Call now\\]" in answer  # shown as plain text
+
+
+def test_lead_in_only_from_a_capable_model_by_default(settings, hospital_db, scripted_model) -> None:  # noqa: ANN001
+    small = scripted_model(respond=lambda messages, schema: "I'm sorry you feel unwell; here is what to do.")
+    TriageService(settings, backend=small).turn(PatientSession(), "sore throat for two days", book=False)
+    assert small.calls == []  # the embedded 135M model writes noise: no lead-in unless capable
+    capable_settings = settings.model_copy(update={"llm_capable": True})
+    big = scripted_model(respond=lambda messages, schema: (
+        {"department": "ENT", "more_urgent": False, "reason": "ok"} if schema is not None
+        else "I'm sorry you feel unwell; here is what to do."))
+    turn = TriageService(capable_settings, backend=big).turn(PatientSession(), "sore throat for two days",
+                                                             book=False)
+    assert turn.result.lead_in == "I'm sorry you feel unwell; here is what to do."

@@ -113,7 +113,7 @@ class Triager:
             session_id: opaque session id; only its hash reaches the demand signal.
             asked: follow-up question ids already asked in this session.
             now: the clock (UTC), for tests.
-            lead_in: ask the LLM for a lead-in (default ``settings.llm_lead_in``).
+            lead_in: ask the LLM for a lead-in (default ``settings.lead_in_enabled``).
 
         Returns:
             A :class:`TriageResult`. Never raises for bad input: empty, binary or
@@ -245,7 +245,7 @@ class Triager:
             input_issues=issues, safe_reply=safe_reply, notes=notes,
             complaint_codes=codes, risk=risk, reasons_en=reasons_en, reasons_zh=reasons_zh,
         )
-        use_llm = self.settings.llm_lead_in if lead_in is None else lead_in
+        use_llm = self.settings.lead_in_enabled if lead_in is None else lead_in
         if use_llm and self.backend is not None and not safe_reply:
             from assistant.triage.safety import write_lead_in
 

@@ -146,7 +146,7 @@ class PatientService:
         for piece in _chunks(turn.answer):
             history[-1]["content"] += piece
             yield history, banner, card, questions, citations_md(result), state, ""
-        if self.settings.llm_lead_in and self.service.backend is not None and not result.safe_reply:
+        if self.settings.lead_in_enabled and self.service.backend is not None and not result.safe_reply:
             lead = self.service.lead_in("\n".join(state.turns), result)
             if lead:
                 history[-1]["content"] = f"{md_escape(lead)}\n\n{turn.answer}"
