@@ -88,3 +88,27 @@ def test_urgency_and_red_flags_read_context_alike(text: str, affirmed: bool) -> 
     pattern = re.compile(r"stroke|appendicitis|chest pain")
     assert bool(affirmed_spans(text, pattern)) is affirmed
     assert urgency_affirmed(pattern, text) is affirmed
+
+
+def test_triage_uses_the_configured_knowledge_base(settings, hospital_db, tmp_path: Path) -> None:  # noqa: ANN001
+    """Red flags come from the settings' knowledge base, not a copy in code."""
+    import yaml
+
+    from assistant.triage.engine import Triager
+
+    root = tmp_path / "kb"
+    shutil.copytree(KNOWLEDGE_BASE_DIR, root)
+    data = yaml.safe_load((root / "red_flags.yaml").read_text(encoding="utf-8"))
+    data["rules"].append({
+        "id": "RF_TEST_LOCAL_RULE", "name_en": "Local test rule", "name_zh": "本地测试规则",
+        "disposition": "emergency", "department": "EMERG",
+        "source": "test: a hospital's own addition to its knowledge base",
+        "advice_en": "Go to the emergency department now.", "advice_zh": "请立即前往急诊。",
+        "match": [["zebra stripes on my tongue"]],
+    })
+    (root / "red_flags.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    local = Triager(settings.model_copy(update={"knowledge_base_dir": root}), kb=KnowledgeBase(root))
+    hit = local.triage("I have zebra stripes on my tongue", age=30)
+    assert [r.rule_id for r in hit.red_flags] == ["RF_TEST_LOCAL_RULE"] and hit.disposition.is_emergency
+    plain = Triager(settings).triage("I have zebra stripes on my tongue", age=30)
+    assert not plain.red_flags

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from pathlib import Path
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -144,7 +145,8 @@ class Triager:
                 sex = coding.sex
                 notes.append("sex_from_text")
 
-        hits = scan_red_flags(text, clean, age_years=age, sex=sex, pregnant=pregnant)
+        hits = scan_red_flags(text, clean, age_years=age, sex=sex, pregnant=pregnant,
+                              path=self.kb.path("red_flags.yaml"))
         red_flags = [
             RedFlagRef(
                 rule_id=h.rule_id, name_en=h.name_en, name_zh=h.name_zh,
@@ -479,7 +481,7 @@ class Triager:
 
 
 def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | None,
-                   pregnant: bool | None) -> list[Any]:
+                   pregnant: bool | None, path: Path | None = None) -> list[Any]:
     """Red flags of a whole complaint, however long.
 
     Screening passes at most a few thousand characters on (the newest text); red flags
@@ -487,12 +489,15 @@ def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | 
     of :data:`RED_FLAG_WINDOW` characters (up to :data:`MAX_RED_FLAG_SCAN`), so an
     emergency sentence is found wherever it sits in a long chat.
 
+    Args:
+        path: the knowledge base's ``red_flags.yaml`` (default: the default knowledge base's).
+
     Returns:
         :class:`~assistant.triage.red_flags.RedFlagHit` list, one per rule, most urgent first.
     """
     from assistant.triage.red_flags import match_red_flags
 
-    kw = {"age_years": age_years, "sex": sex, "pregnant": pregnant}
+    kw = {"age_years": age_years, "sex": sex, "pregnant": pregnant, "path": path}
     hits = {h.rule_id: h for h in (match_red_flags(clean, **kw) if clean else [])}
     if len(raw) > len(clean):
         body = raw[-MAX_RED_FLAG_SCAN:]

@@ -884,6 +884,7 @@ def match_red_flags(
     sex: str | None = None,
     pregnant: bool | None = None,
     rules: list[RedFlagRule] | None = None,
+    path: str | Path | None = None,
 ) -> list[RedFlagHit]:
     """Find the red flags in one patient message.
 
@@ -899,7 +900,9 @@ def match_red_flags(
             restricted to the other sex are skipped.
         pregnant: True when the patient is known to be pregnant (pregnancy rules then
             need no pregnancy words in the text).
-        rules: rules to use (default: :func:`load_red_flag_rules`).
+        rules: rules to use (default: those of ``path``).
+        path: the rule file whose rules, context lexicon and typo lexicon apply (default
+            ``knowledge_base/red_flags.yaml``; the triage engine passes its knowledge base's).
 
     Returns:
         Hits ordered most urgent first (ambulance before emergency), then in rule-file
@@ -910,7 +913,7 @@ def match_red_flags(
     """
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", errors="replace")
-    kb = _load_kb(None)
+    kb = _load_kb(path)
     active = kb.rules if rules is None else rules
     doc = _Doc(text or "", kb.context, kb.speller)
     if not doc.text:
