@@ -146,7 +146,7 @@ class Triager:
                 notes.append("sex_from_text")
 
         hits = scan_red_flags(text, clean, age_years=age, sex=sex, pregnant=pregnant,
-                              path=self.kb.path("red_flags.yaml"))
+                              truncated=screen.has("too_long"), path=self.kb.path("red_flags.yaml"))
         red_flags = [
             RedFlagRef(
                 rule_id=h.rule_id, name_en=h.name_en, name_zh=h.name_zh,
@@ -199,10 +199,6 @@ class Triager:
             disposition = min(disposition, Disposition.EMERGENCY, key=lambda d: d.rank)
             reasons_en = [f"warning sign: {r.name_en}" for r in red_flags] + reasons_en
             reasons_zh = [f"危险信号：{r.name_zh}" for r in red_flags] + reasons_zh
-        vulnerable = (age is not None and (age < 0.25 or age >= 75)) or bool(pregnant)
-        if vulnerable and disposition is Disposition.SELF_CARE:
-            disposition = Disposition.CONSULTATION  # NICE CG160 / NHS 111: never self-care
-            urgency.rule_ids.append("UMOD_VULNERABLE")
         codes = [] if coding is None else [
             ComplaintCodeRef(code=c.code, label_en=c.label_en, label_zh=c.label_zh, evidence=c.evidence[:200])
             for c in coding.codes]
@@ -285,8 +281,8 @@ class Triager:
                                 p_admit=risk.p_admit, with_vitals=risk.with_vitals,
                                 model_version=str(model.metadata.get("version", "")))
         disposition, reasons = decision.disposition, list(decision.reasons)
-        max_risk = float(self.kb.yaml("urgency_rules.yaml").get("max_risk", 1.0))
-        for cap in (self._model_caps() if risk.p_emergency < max_risk else []):
+        max_risk, caps = self._model_caps
+        for cap in (caps if risk.p_emergency < max_risk else []):
             if disposition.rank >= cap["cap"].rank or not _cap_applies(cap, coding, text):
                 continue
             disposition = cap["cap"]
@@ -297,15 +293,14 @@ class Triager:
         """The acuity model's own recall-90 % emergency point (``t_emergency``)."""
         return float(self.acuity.thresholds["vitals" if risk.with_vitals else "no_vitals"]["t_emergency"])
 
-    def _model_caps(self) -> list[dict[str, Any]]:
-        """``model_caps`` of ``urgency_rules.yaml``, compiled once."""
-        if "_caps" not in self.__dict__:
-            raw = self.kb.yaml("urgency_rules.yaml").get("model_caps") or []
-            self.__dict__["_caps"] = [
-                {**c, "cap": Disposition(c["cap"]),
+    @cached_property
+    def _model_caps(self) -> tuple[float, list[dict[str, Any]]]:
+        """``(max_risk, model_caps)`` of ``urgency_rules.yaml``, compiled once per Triager."""
+        data = self.kb.yaml("urgency_rules.yaml")
+        caps = [{**c, "cap": Disposition(c["cap"]),
                  "regex": re.compile("|".join(f"(?:{p})" for p in c["patterns"])) if c.get("patterns") else None}
-                for c in raw]
-        return self.__dict__["_caps"]
+                for c in data.get("model_caps") or []]
+        return float(data.get("max_risk", 1.0)), caps
 
     def _discriminating_question(self, coding: Any, risk: RiskEstimate, *, age: float | None,
                                  sex: str | None, language: str, asked: frozenset[str] | set[str],
@@ -337,7 +332,7 @@ class Triager:
             return None
         low = normalise(text)
         have = {c.code for c in coding.codes}
-        priors = self._discriminator_priors()
+        priors = self._discriminator_priors
         best: tuple[float, tuple[str, str]] | None = None
         for q in conf.get("questions", []):
             if q["id"] in asked or any(w in low for w in q.get("answered", [])):
@@ -361,16 +356,15 @@ class Triager:
                 best = (gain, (q["id"], q[language]))
         return None if best is None else best[1]
 
+    @cached_property
     def _discriminator_priors(self) -> dict[str, Any]:
-        path = self.kb.path("models/acuity/discriminator_priors.json")
-        if "_priors" not in self.__dict__:
-            import json
+        """``models/acuity/discriminator_priors.json`` (empty when missing or unreadable)."""
+        import json
 
-            try:
-                self.__dict__["_priors"] = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                self.__dict__["_priors"] = {}
-        return self.__dict__["_priors"]
+        try:
+            return json.loads(self.kb.path("models/acuity/discriminator_priors.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
     # -- routing ----------------------------------------------------------------------
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
@@ -481,15 +475,17 @@ class Triager:
 
 
 def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | None,
-                   pregnant: bool | None, path: Path | None = None) -> list[Any]:
+                   pregnant: bool | None, truncated: bool = False, path: Path | None = None) -> list[Any]:
     """Red flags of a whole complaint, however long.
 
     Screening passes at most a few thousand characters on (the newest text); red flags
-    still read everything: the cleaned text, then the raw text in overlapping windows
-    of :data:`RED_FLAG_WINDOW` characters (up to :data:`MAX_RED_FLAG_SCAN`), so an
-    emergency sentence is found wherever it sits in a long chat.
+    still read everything: the cleaned text, then, when screening cut it, the raw text in
+    overlapping windows of :data:`RED_FLAG_WINDOW` characters (up to
+    :data:`MAX_RED_FLAG_SCAN`), so an emergency sentence is found wherever it sits in a
+    long chat.
 
     Args:
+        truncated: screening cut the text (``too_long``); only then is the raw text scanned.
         path: the knowledge base's ``red_flags.yaml`` (default: the default knowledge base's).
 
     Returns:
@@ -499,7 +495,7 @@ def scan_red_flags(raw: str, clean: str, *, age_years: float | None, sex: str | 
 
     kw = {"age_years": age_years, "sex": sex, "pregnant": pregnant, "path": path}
     hits = {h.rule_id: h for h in (match_red_flags(clean, **kw) if clean else [])}
-    if len(raw) > len(clean):
+    if truncated:
         body = raw[-MAX_RED_FLAG_SCAN:]
         step = RED_FLAG_WINDOW - RED_FLAG_OVERLAP
         for start in range(0, max(1, len(body) - RED_FLAG_OVERLAP), step):

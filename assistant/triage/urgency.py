@@ -17,7 +17,7 @@ from assistant.domain import Disposition
 from assistant.kb import KnowledgeBase, default_kb
 from assistant.paths import read_yaml
 from assistant.text import normalise
-from assistant.triage.red_flags import ContextDoc, affirmed_spans
+from assistant.triage.red_flags import ContextDoc
 
 _DURATION = re.compile(
     r"\d+\s*(min|hour|hr|day|week|month|year)|(a|one|two|three|few|several|couple of)\s+(min|hour|day|week|month|year)"
@@ -74,16 +74,6 @@ def _load_rules(path: Path) -> tuple[UrgencyRule, ...]:
                 )
             )
     return tuple(rules)
-
-
-def affirmed(pattern: re.Pattern[str], text: str) -> bool:
-    """True if ``pattern`` matches ``text`` at least once where it describes the patient now.
-
-    Uses the project's one context matcher (NegEx/ConText,
-    :func:`assistant.triage.red_flags.affirmed_spans`), so a sentence negated for the red
-    flags is negated here too.
-    """
-    return bool(affirmed_spans(text, pattern))
 
 
 def has_duration(text: str) -> bool:
