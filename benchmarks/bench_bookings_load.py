@@ -3,8 +3,11 @@ are killed with SIGKILL (``kill -9``) five times mid-run; then count double and 
 bookings. Expected output: ``double bookings: 0`` and ``lost bookings: 0``.
 
 Run: ``.venv/bin/python benchmarks/bench_bookings_load.py [--threads 50] [--procs 4]
-[--kills 5] [--per-worker 40] [--seed 7]``. Works in a temporary folder (a fresh demo
-hospital); exits 1 when any booking is doubled or lost.
+[--kills 5] [--per-worker 40] [--seed 7] [--postgres | --db URL]``. Works in a temporary
+folder (a fresh demo hospital in SQLite), or with ``--postgres`` on a throwaway
+PostgreSQL server started from the Debian packages (``tests/pg_server.py``), or on the
+(empty, scratch) database ``--db postgresql+psycopg://...``; exits 1 when any booking is
+doubled or lost.
 
 Definitions:
 
@@ -47,7 +50,7 @@ def _signal(n: int):  # noqa: ANN202
                                          disposition=disposition)
 
 
-def _worker(db: str, journal: str, first: int, count: int) -> None:
+def _worker(db: str, journal: str, first: int, count: int) -> None:  # db: file or URL
     """Child process: book ``count`` signals; journal each acknowledged booking (fsync)."""
     from assistant.agent.booking import book_signal
     from assistant.hospital.db import open_db
@@ -68,7 +71,7 @@ def _worker(db: str, journal: str, first: int, count: int) -> None:
     os.close(fd)
 
 
-def _check(db: Path, acked: set[str]) -> dict[str, int]:
+def _check(db: Path | str, acked: set[str]) -> dict[str, int]:
     """Counts of double bookings, lost and unacknowledged bookings in ``db``."""
     from sqlalchemy import text
 
@@ -78,9 +81,9 @@ def _check(db: Path, acked: set[str]) -> dict[str, int]:
     with factory() as s:
         double_slots = s.execute(text(
             "SELECT count(*) FROM (SELECT clinic_slot_id FROM bookings WHERE status != 'cancelled' "
-            "AND clinic_slot_id IS NOT NULL GROUP BY clinic_slot_id HAVING count(*) > 1)")).scalar_one()
+            "AND clinic_slot_id IS NOT NULL GROUP BY clinic_slot_id HAVING count(*) > 1) d")).scalar_one()
         flag_mismatch = s.execute(text(
-            "SELECT count(*) FROM clinic_slots c WHERE c.booked = 0 AND EXISTS (SELECT 1 FROM bookings b "
+            "SELECT count(*) FROM clinic_slots c WHERE NOT c.booked AND EXISTS (SELECT 1 FROM bookings b "
             "WHERE b.clinic_slot_id = c.id AND b.status != 'cancelled')")).scalar_one()
         over_imaging = s.execute(text(
             "SELECT count(*) FROM imaging_slots i WHERE i.booked > i.capacity")).scalar_one()
@@ -104,7 +107,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--per-worker", type=int, default=40, help="signals per thread and per process")
     parser.add_argument("--seed", type=int, default=7)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL server")
+    where.add_argument("--db", help="on this scratch database URL (its hospital tables are replaced)")
     args = parser.parse_args(argv)
+    server = None
+    if args.postgres:
+        sys.path.insert(0, str(REPO / "tests"))
+        from pg_server import start_postgres
+
+        server = start_postgres()
+        args.db = server.create_database("bench")
+    try:
+        return _run(args)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(args: argparse.Namespace) -> int:
 
     from assistant.agent.booking import book_signal
     from assistant.hospital.db import open_db
@@ -112,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="bench-bookings-") as tmp:
-        db = Path(tmp) / "hospital.sqlite"
+        db: Path | str = args.db or Path(tmp) / "hospital.sqlite"
         build_demo_hospital(db, seed=args.seed)
+        print(f"database: {'PostgreSQL' if args.db else 'SQLite'}")
         before = _check(db, set())["in_db"]
         started = time.perf_counter()
 

@@ -127,3 +127,18 @@ def booking_tool_call(messages, schema):  # noqa: ANN001, ANN201
 def scripted_model():  # noqa: ANN201
     """Factory of :class:`ScriptedChatModel` instances."""
     return ScriptedChatModel
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # noqa: ANN201
+    """A real PostgreSQL server for the test session (``tests/pg_server.py``: initdb + pg_ctl
+    from the Debian ``postgresql`` package, 127.0.0.1, a free port, a temp folder).
+    Skipped, with the reason, only when the server binaries are not installed."""
+    import pg_server
+
+    try:
+        server = pg_server.start_postgres()
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()

@@ -34,8 +34,8 @@ from assistant.allocation.checks import (
 )
 from assistant.allocation.compat import expand, prepare
 from assistant.allocation.lp import AggregatedModel
-from assistant.errors import InputError
 from assistant.domain import DemandSignal, Disposition
+from assistant.errors import InputError
 
 # The overflow table and shared services of these tests (the library defaults are empty:
 # a hospital passes its catalog's table, see assistant.kb.KnowledgeBase.neighbours).
@@ -435,3 +435,82 @@ def test_scenarios_pass() -> None:
     ]
     for row in rows:
         assert row["ok"], row["problems"]
+
+
+# --- speed-related behaviour: lazy explanations, clone classes, FCFS within a class ----
+
+
+def test_binding_is_computed_lazily_once_and_dumped() -> None:
+    resources = [res("c0", "CARDIO", hours=0.5, cap=1)]
+    signals = [sig("e", Disposition.EMERGENCY), sig("r1"), sig("r2")]
+    result = allocate(signals, resources, now=NOW)
+    assert result.explain_seconds == 0.0  # not computed by the call
+    first = result.binding
+    assert first and first[0].marginal_value is not None and result.explain_seconds > 0.0
+    assert result.binding is first  # computed once
+    assert result.model_dump()["binding"][0]["explanation"] == first[0].explanation
+
+
+def test_identical_doctors_are_one_clone_class_filled_in_table_order() -> None:
+    # two doctors of one session with the same profile, a third with a sub-specialty
+    resources = [
+        res("a", hours=2, cap=2, languages=("zh",)),
+        res("b", hours=2, cap=2, languages=("zh",)),
+        res("c", hours=2, cap=1, languages=("zh",), sub_specialties=("arrhythmia",)),
+    ]
+    table = ResourceTable(resources)
+    cls = dict(zip(table.ids, table.clone.tolist(), strict=True))
+    assert cls["a"] == cls["b"] != cls["c"]
+    signals = [sig(f"s{i}", age_h=i) for i in range(4)]
+    result = allocate(signals, resources, now=NOW)
+    used = sorted(a.resource_id for a in result.assignments)
+    assert used == ["a", "a", "b", "b"]  # "a" filled before "b"; "c" unused (no bonus)
+    assert all_checks(result, signals, resources) == []
+
+
+def test_equally_urgent_patients_get_slots_first_come_first_served() -> None:
+    # one class (same urgency/department/window length), windows ending at different
+    # times, so the LP puts them in different buckets; the older request gets the
+    # earlier slot although any matching has the same objective
+    resources = [res("early", hours=1), res("late", hours=30)]
+    signals = [sig("new", age_h=1), sig("old", age_h=40)]
+    result = allocate(signals, resources, now=NOW)
+    assert result.by_signal()["old"].resource_id == "early"
+    assert result.by_signal()["new"].resource_id == "late"
+    # the re-matching itself, from the opposite (equally optimal) LP pairing
+    batch, table, _, _, now_ms = prepare(signals, resources, None, NB, NOW, SHARED)
+    early, late = table.id_index["early"], table.id_index["late"]
+    served = np.array([1, 0])  # signal 1 = "old", signal 0 = "new"
+    units = np.array([late, early])  # LP pairing: old -> late, new -> early
+    out = AggregatedModel.fcfs_within_class(served, np.zeros(2, np.int64), units, batch, table,
+                                            now_ms)
+    assert dict(zip(out.tolist(), units.tolist(), strict=True)) == {1: early, 0: late}
+
+
+def test_results_match_the_stored_reference_on_eval_scenarios() -> None:
+    """Same status, objective, served patients and unmet reasons as the stored reference
+    (``python -m eval.allocation.regression`` checks all scenarios and the 10k instances)."""
+    import gzip
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from eval.allocation.regression import (
+        REFERENCE,
+        _same_unmet,
+        fcfs_inversions,
+        fingerprint,
+        run_case,
+    )
+    from eval.allocation.scenarios import mass_casualty, unservable_request
+
+    with gzip.open(REFERENCE, "rt", encoding="utf-8") as fh:
+        ref = json.load(fh)
+    for make in (mass_casualty, unservable_request):
+        sc = make(0)
+        new, old = fingerprint(run_case(sc)), ref[sc.name]
+        assert new["status"] == old["status"]
+        assert new["objective"]["total"] == pytest.approx(old["objective"]["total"], rel=1e-9)
+        assert set(new["assignments"]) == set(old["assignments"])  # same patients served
+        assert _same_unmet(new["unmet"], old["unmet"])
+        # ties are broken first come, first served (the reference plan was not)
+        assert fcfs_inversions(new["assignments"], sc) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import sqlite3
@@ -77,9 +78,32 @@ def csv_db(tmp_path: Path) -> Path:
     return path
 
 
+_PG_NAMES = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def small_pg_template(postgres_server) -> str:  # noqa: ANN001
+    """Name of a PostgreSQL database holding the small CSV hospital (copied per test)."""
+    import_csv_dir(postgres_server.create_database("small_template"), FIXTURES)
+    return "small_template"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def small_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The small CSV hospital in an SQLite file, or in a new database on the test
+    PostgreSQL server: the table, booking and concurrency tests run on both."""
+    if request.param == "sqlite":
+        target = tmp_path / "csv.sqlite"
+        import_csv_dir(target, FIXTURES)
+        return target
+    template = request.getfixturevalue("small_pg_template")
+    return request.getfixturevalue("postgres_server").create_database(f"small{next(_PG_NAMES)}",
+                                                                      template=template)
+
+
 @pytest.fixture()
-def small(csv_db: Path) -> Iterator[sessionmaker[Session]]:
-    factory = open_db(csv_db)
+def small(small_target: Path | str) -> Iterator[sessionmaker[Session]]:
+    factory = open_db(small_target)
     yield factory
     factory.kw["bind"].dispose()
 
@@ -325,7 +349,7 @@ def test_availability_and_load(small: sessionmaker[Session]) -> None:
 # --- CSV import -------------------------------------------------------------------------
 
 
-def test_csv_import_happy_path(small: sessionmaker[Session], csv_db: Path) -> None:
+def test_csv_import_happy_path(small: sessionmaker[Session], small_target: Path | str) -> None:
     with small() as s:
         assert len(find_doctors(s)) == 6
         sarah = find_doctors(s, name="mitchell")[0]
@@ -345,7 +369,7 @@ def test_csv_import_happy_path(small: sessionmaker[Session], csv_db: Path) -> No
         assert len(emerg.slots) == 32
         t001 = s.scalars(select(ClinicSession).order_by(ClinicSession.id)).first()
         assert [slot.booked for slot in t001.slots][:5] == [True] * 4 + [False]
-    report = import_csv_dir(csv_db, FIXTURES)  # re-import: updates, skips unchanged sessions
+    report = import_csv_dir(small_target, FIXTURES)  # re-import: updates, skips unchanged sessions
     assert report.inserted["clinic_sessions.csv"] == 0 and report.updated["doctors.csv"] == 6
 
 
@@ -497,12 +521,12 @@ def test_imaging_capacity_and_one_active_booking_per_signal(small: sessionmaker[
         )
 
 
-def test_concurrent_bookings_of_one_slot_only_one_wins(csv_db: Path) -> None:
-    slot_id = _free_slot_id(open_db(csv_db))
+def test_concurrent_bookings_of_one_slot_only_one_wins(small_target: Path | str) -> None:
+    slot_id = _free_slot_id(open_db(small_target))
     results: list[str] = []
 
     def book(signal: str) -> None:
-        factory = open_db(csv_db)  # own engine, like another process
+        factory = open_db(small_target)  # own engine, like another process
         try:
             with write_session(factory) as w:
                 create_booking(

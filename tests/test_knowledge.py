@@ -201,6 +201,39 @@ def test_deleted_record_is_removed_and_limit_never_deletes(tmp_path: Path) -> No
     assert retriever.search("fever", k=3, mode="bm25") == []
 
 
+def test_first_slice_then_background_ingest_with_progress(tmp_path: Path) -> None:
+    from assistant.knowledge.background import ingest_first_slice, start_background_ingest
+    from assistant.knowledge.progress import index_progress
+
+    shared = tmp_path / "shared"
+    (shared / "medquad").mkdir(parents=True)
+    lines = (FIXTURES / FIXTURE_FILE).read_bytes().splitlines(keepends=True)[:4]
+    (shared / "medquad" / "qa.jsonl").write_bytes(b"".join(lines))
+    settings = _settings(tmp_path / "state", shared=shared)
+    assert index_progress(settings).state == "idle"
+
+    first = ingest_first_slice(settings, sources=("GHR",), background=False)
+    sources = {json.loads(line)["source"] for line in lines}
+    assert len(sources) > 1 and first.complete is False and first.removed == 0
+    stored = open_collection(settings, "literature").get(include=["metadatas"])
+    assert {m["source"] for m in stored["metadatas"]} == {"GHR"}
+    progress = index_progress(settings)
+    assert (progress.state, progress.done, progress.total) == ("done", first.chunks, first.chunks)
+    assert progress.fraction == 1.0
+
+    proc = start_background_ingest(settings, log_file=tmp_path / "ingest.log")
+    assert proc.wait(timeout=300) == 0, (tmp_path / "ingest.log").read_text()[-2000:]
+    progress = index_progress(settings)
+    assert progress.state == "done" and progress.pid == proc.pid
+    assert progress.done == progress.total == 4 > first.chunks
+    assert open_collection(settings, "literature").count() == 4
+    # a record says "running" but its process is gone: reported as failed, not running
+    record = json.loads((settings.resolved_index_dir / "ingest_progress.json").read_text())
+    record.update(state="running", pid=proc.pid)
+    (settings.resolved_index_dir / "ingest_progress.json").write_text(json.dumps(record))
+    assert index_progress(settings).state == "failed"
+
+
 def test_killed_ingest_resumes_without_duplicates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -280,6 +313,38 @@ def test_filters_apply_in_every_mode(retriever: Retriever, mode: str) -> None:
     assert [p.doc_id for p in doctors] == ["doctor:LIWEI"]
 
 
+def test_fast_paths_give_the_same_results(
+    kb: tuple[Settings, IngestSummary, IngestSummary],
+    retriever: Retriever,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = kb[0]
+    collection = open_collection(settings, "literature", create=False)
+    where = {"source": "NIDDK"}
+    # a filter's exact in-memory search = Chroma's own filtered search
+    vector = get_embedder(settings).encode(["burning pain after meals"])[0]
+    want = collection.query(query_embeddings=[vector], n_results=3, where=where, include=[])
+    got = retriever.search("burning pain after meals", k=3, mode="dense", where=where)
+    assert [p.id for p in got] == want["ids"][0]
+    # BM25 on a worker thread = one after the other
+    serial = Retriever(settings, parallel=False)
+    for query in ("crushing chest pain", "ear infection in a child", "burning pain"):
+        assert [p.id for p in retriever.search(query, k=5)] == [
+            p.id for p in serial.search(query, k=5)
+        ]
+    # a repeated query is not embedded again
+    retriever.search("swollen ankles at night", k=3)
+    from assistant.knowledge import embeddings
+
+    monkeypatch.setattr(
+        embeddings.OnnxEmbedder, "encode", lambda *a, **k: pytest.fail("query re-embedded")
+    )
+    monkeypatch.setattr(
+        embeddings.Embedder, "encode", lambda *a, **k: pytest.fail("query re-embedded")
+    )
+    assert retriever.search("swollen ankles at night", k=3)
+
+
 def test_chinese_complaint_hits_chinese_department(retriever: Retriever) -> None:
     bm25 = retriever.search("孩子耳朵疼", collection="hospital", k=3, mode="bm25")
     assert bm25[0].doc_id == "dept:ENT"
@@ -290,8 +355,12 @@ def test_chinese_complaint_hits_chinese_department(retriever: Retriever) -> None
     assert retriever.search("胸口痛，心慌", collection="hospital", k=1)[0].doc_id == "dept:CARDIO"
     assert retriever.search("my chest hurts", collection="hospital", k=1)[0].doc_id == "dept:CARDIO"
     assert departments[0].metadata["floor"] == 3 and departments[0].title == "ENT 耳鼻喉科"
-    # English-only literature: no lexical match and unreliable vectors -> no citations
-    assert retriever.search("孩子耳朵疼", collection="literature") == []
+    # English literature: cited through the translated complaint terms and the
+    # multilingual condition index (the English vectors of Chinese text are not used)
+    cited = retriever.search("孩子耳朵疼", collection="literature", k=3)
+    assert cited and cited[0].title == "Otitis media" and cited[0].url.startswith("http")
+    # nothing to translate, nothing in Chinese, no condition near: no noise citations
+    assert retriever.search("的了吗", collection="literature") == []
 
 
 def test_hospital_update_refreshes_bm25_cache(

@@ -79,14 +79,30 @@ def test_served_app_takes_the_models_tool_call_booking_path(settings, hospital_d
 
     from assistant.ui.app import build_app
 
-    model = scripted_model(respond=booking_tool_call)
-    app = build_app(settings, backend=model)
+    def respond(messages, schema):  # noqa: ANN001, ANN202 - tool call for booking, no re-ranking
+        if "signal_id:" in messages[-1]["content"]:
+            return booking_tool_call(messages, schema)
+        raise RuntimeError("not asked in this test")
+
+    model = scripted_model(respond=respond)
+    app = build_app(settings.model_copy(update={"llm_capable": True}), backend=model)
     service = app.triage_service
     assert service.backend is model and service.triager.backend is model
     turn = service.turn(PatientSession(), "sore throat for three days, it hurts to swallow",
                         PatientProfile(age=30), book=True, lead_in=False)
     assert turn.booking is not None and turn.booking["path"] == "tool_call"
     assert any(c["schema"] is not None for c in model.calls)
+
+
+def test_small_model_never_delays_the_booking(settings, hospital_db, scripted_model) -> None:  # noqa: ANN001
+    """A model not marked capable is not asked for the booking tool call: the deterministic
+    fallback books at once (the 135M model's call took 1-3 s the answer waited for)."""
+    model = scripted_model()
+    service = TriageService(settings, backend=model)
+    turn = service.turn(PatientSession(), "sore throat for three days, it hurts to swallow",
+                        PatientProfile(age=30), book=True, client="c-small")
+    assert turn.booking is not None and turn.booking["path"] == "fallback"
+    assert model.calls == []
 
 
 def test_served_app_loads_the_configured_model(settings, hospital_db, backend) -> None:  # noqa: ANN001
@@ -208,13 +224,149 @@ def test_text_not_from_our_templates_is_escaped(triager) -> None:  # noqa: ANN00
 
 
 def test_lead_in_only_from_a_capable_model_by_default(settings, hospital_db, scripted_model) -> None:  # noqa: ANN001
-    small = scripted_model(respond=lambda messages, schema: "I'm sorry you feel unwell; here is what to do.")
+    small = scripted_model(respond=lambda messages, schema: "I'm sorry about your sore throat; here is what to do.")
     TriageService(settings, backend=small).turn(PatientSession(), "sore throat for two days", book=False)
     assert small.calls == []  # the embedded 135M model writes noise: no lead-in unless capable
     capable_settings = settings.model_copy(update={"llm_capable": True})
     big = scripted_model(respond=lambda messages, schema: (
         {"department": "ENT", "more_urgent": False, "reason": "ok"} if schema is not None
-        else "I'm sorry you feel unwell; here is what to do."))
+        else "I'm sorry about your sore throat; here is what to do."))
     turn = TriageService(capable_settings, backend=big).turn(PatientSession(), "sore throat for two days",
                                                              book=False)
-    assert turn.result.lead_in == "I'm sorry you feel unwell; here is what to do."
+    assert turn.result.lead_in == "I'm sorry about your sore throat; here is what to do."
+
+
+# --- answer first, model after: checked, streamed, bounded lead-ins ---------------------------------
+def test_lead_in_must_speak_of_the_complaint(triager) -> None:  # noqa: ANN001
+    from assistant.triage.safety import check_lead_in
+
+    zh = triager.triage("胸口压榨样疼痛，出冷汗", age=60)
+    assert zh.disposition.is_emergency and zh.language == "zh"
+    # the embedded 135M model's real Chinese emergency lead-in: fluent, safe-sounding, empty
+    assert check_lead_in("你可以提到这样的说法！", zh, "胸口压榨样疼痛，出冷汗") == (False, "says nothing about the complaint")
+    assert check_lead_in("很抱歉您胸口这么疼。", zh, "胸口压榨样疼痛，出冷汗") == (True, "ok")
+    assert check_lead_in("胸口疼请先观察一下。", zh, "胸口压榨样疼痛，出冷汗")[1] == "delay advice contradicts an emergency"
+    assert check_lead_in("I'm sorry about your chest pain.", zh, "胸口压榨样疼痛，出冷汗")[1] == "wrong language"
+
+    en = triager.triage("sore throat for two days, it hurts to swallow", age=30)
+    assert not en.disposition.is_emergency
+    assert check_lead_in("I'm sorry you feel unwell; here is what to do.", en, "sore throat for two days")[0] is False
+    assert check_lead_in("I'm sorry your throat hurts when you swallow.", en, "sore throat for two days, "
+                         "it hurts to swallow") == (True, "ok")
+    # the coded complaint counts too: its label and evidence, without the raw text
+    assert check_lead_in("I'm sorry about your sore throat.", en) == (True, "ok")
+    assert check_lead_in("Your sore throat needs the emergency department.", en)[0] is False
+    assert check_lead_in("Sorry about your throat, see [us](http://x.example).", en)[1] == "link or markup"
+
+
+def test_streamed_lead_in_shows_only_checked_clauses(triager) -> None:  # noqa: ANN001
+    from assistant.triage.safety import stream_lead_in
+
+    r = triager.triage("sore throat for two days", age=30)
+    good = list(stream_lead_in(iter(["Your sore", " throat must", " hurt,", " and I", " am sorry.", " Extra text."]),
+                               "sore throat for two days", r))
+    assert good == ["Your sore throat must hurt,", "Your sore throat must hurt, and I am sorry."]
+    bad = list(stream_lead_in(iter(["Your sore throat", " must hurt,", " but it is nothing", " serious."]),
+                              "sore throat for two days", r))
+    assert bad == ["Your sore throat must hurt,", ""]  # withdrawn; "nothing serious" never shown
+    noise = list(stream_lead_in(iter(["You can", " mention such", " a statement!"]), "sore throat for two days", r))
+    assert noise == [""]
+
+
+class _GatedModel:
+    """A streaming backend that holds its generation until ``gate`` is set."""
+
+    model_id, device = "gated", "cpu"
+
+    def __init__(self, text: str) -> None:
+        import threading
+
+        self.text, self.gate, self.started = text, threading.Event(), threading.Event()
+
+    def generate(self, messages, *, schema=None, max_new_tokens=None):  # noqa: ANN001, ANN201
+        raise AssertionError("the lead-in is streamed")
+
+    def stream(self, messages, *, max_new_tokens=None):  # noqa: ANN001, ANN201
+        self.started.set()
+        assert self.gate.wait(20)
+        for word in self.text.split(" "):
+            yield word + " "
+
+
+@pytest.mark.timeout(180)
+def test_lead_in_streams_after_the_answer_through_a_bounded_queue(settings, hospital_db) -> None:  # noqa: ANN001
+    import threading
+
+    from assistant.service import GenerationQueue
+
+    model = _GatedModel("I am sorry your sore throat hurts so much.")
+    service = TriageService(settings, backend=model, generation=GenerationQueue(workers=1, max_waiting=0))
+    first, second = PatientSession(), PatientSession()
+    # the answer is complete before any generation starts
+    turn = service.turn(first, "sore throat for two days", PatientProfile(age=30), book=False, lead_in=False)
+    assert turn.answer and not model.started.is_set()
+    service.turn(second, "my sore throat hurts", PatientProfile(age=30), book=False, lead_in=False)
+    seen: list[str] = []
+    worker = threading.Thread(target=lambda: seen.extend(service.stream_lead_in(first, timeout_s=120)))
+    worker.start()
+    assert model.started.wait(20)
+    assert list(service.stream_lead_in(second)) == []  # queue full: skipped, not queued behind
+    # the deterministic path of other sessions is not blocked by the running generation
+    other = service.turn(PatientSession(), "crushing chest pain and sweating", book=False)
+    assert other.result.disposition.is_emergency
+    model.gate.set()
+    worker.join(60)
+    assert seen[-1] == "I am sorry your sore throat hurts so much."
+    assert first.last_result.lead_in == seen[-1] and second.last_result.lead_in is None
+    for _ in range(200):  # the worker frees its place right after the last value
+        if service.generation.pending == 0:
+            break
+        threading.Event().wait(0.05)
+    assert service.generation.pending == 0
+
+
+@pytest.mark.timeout(180)
+def test_lead_in_of_an_old_turn_stops_when_a_new_message_comes(settings, hospital_db) -> None:  # noqa: ANN001
+    import threading
+
+    model = _GatedModel("I am sorry your sore throat hurts so much.")
+    service = TriageService(settings, backend=model)
+    session = PatientSession()
+    service.turn(session, "sore throat for two days", PatientProfile(age=30), book=False)
+    stream = service.stream_lead_in(session, timeout_s=120)
+    seen: list[str] = []
+    worker = threading.Thread(target=lambda: seen.extend(stream))
+    worker.start()
+    assert model.started.wait(20)
+    service.turn(session, "now I also have a rash", PatientProfile(age=30), book=False)
+    model.gate.set()
+    worker.join(20)
+    assert seen == [] and session.last_result.lead_in is None  # the new turn owns the lead-in place
+
+
+def test_one_lead_in_per_turn(settings, hospital_db, scripted_model) -> None:  # noqa: ANN001
+    model = scripted_model(respond=lambda messages, schema: "I'm sorry about your sore throat.")
+    service = TriageService(settings, backend=model)
+    session = PatientSession()
+    service.turn(session, "sore throat for two days", PatientProfile(age=30), book=False)
+    assert list(service.stream_lead_in(session))[-1] == "I'm sorry about your sore throat."
+    assert list(service.stream_lead_in(session)) == []  # e.g. after an empty message: not asked again
+    assert len(model.calls) == 1
+
+
+@pytest.mark.timeout(300)
+def test_closing_a_stream_stops_the_real_model(backend) -> None:  # noqa: ANN001
+    """An abandoned lead-in (dropped after its first clause) stops the model at the next
+    token instead of decoding the rest of its budget (counted in forward passes)."""
+    steps: list[int] = []
+    hook = backend.model.register_forward_hook(lambda *args: steps.append(1))
+    try:
+        stream = backend.stream([{"role": "user", "content": "Tell me a long story about a cat."}],
+                                max_new_tokens=200)
+        assert next(stream)
+        stream.close()
+        assert backend._lock.acquire(timeout=240)  # the generation has ended
+        backend._lock.release()
+    finally:
+        hook.remove()
+    assert len(steps) < 30  # a few tokens for the first word, then one more: not 200

@@ -55,8 +55,9 @@ def _text(content) -> str:  # noqa: ANN001
 
 
 def _chat(client, text, age=None, sex="", lang="Auto"):  # noqa: ANN001, ANN202
-    history, banner, card, questions, cites, box = client.predict(
+    history, banner, card, questions, cites, box, lead = client.predict(
         text, [], lang, age, sex, False, api_name="/chat")
+    assert lead == ""  # the lead-in place is cleared with each answer; lead-ins are off here
     history = [{"role": m["role"], "content": _text(m["content"])} for m in history]
     return history, banner, card, questions
 
@@ -175,3 +176,69 @@ def test_real_browser_shows_banner_and_card(served: str, tmp_path: Path) -> None
             shutil.copy(shot, Path(__file__).resolve().parents[1] / "docs" / "patient_tab.png")
     finally:
         driver.quit()
+
+
+def _sse_chat(base: str, session: str, text: str, age: int) -> list[list]:
+    """Send one message through the named chat API; returns every streamed output list."""
+    import json
+
+    import httpx
+
+    r = httpx.post(base + "gradio_api/call/chat", json={"data": [text, [], "Auto", age, "", False],
+                                                        "session_hash": session}, timeout=60)
+    r.raise_for_status()
+    updates, event = [], None
+    with httpx.stream("GET", base + f"gradio_api/call/chat/{r.json()['event_id']}", timeout=120) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("generating", "complete"):
+                updates.append(json.loads(line[5:]))
+                if event == "complete":
+                    break
+    return updates
+
+
+@pytest.mark.timeout(300)
+def test_answer_first_then_the_checked_lead_in(settings, hospital_db, scripted_model) -> None:  # noqa: ANN001
+    """The answer (banner, card, reply) arrives in one update with the lead-in place empty;
+    the lead-in is a separate, unnamed event run after it, and shows only checked text."""
+    import uuid
+
+    import httpx
+    from test_security import Browser
+
+    from assistant.ui.app import BackgroundServer, build_app
+
+    def respond(messages, schema):
+        if schema is not None:
+            raise RuntimeError("no tool calls or re-ranking in this test")  # deterministic fallbacks
+        said = messages[-1]["content"]
+        return "你可以提到这样的说法！" if "胸口" in said else "I'm sorry about your sore throat."
+
+    capable = settings.model_copy(update={"llm_capable": True, "max_holds_per_client_hour": 1000})
+    server = BackgroundServer(build_app(capable, backend=scripted_model(respond=respond)),
+                              host="127.0.0.1", port=_free_port())
+    try:
+        info = httpx.get(server.url + "gradio_api/info", timeout=30).json()
+        assert "/chat" in info["named_endpoints"]
+        assert not [n for n in info["named_endpoints"] if "lead" in n]  # the lead-in is not an API
+        browser = Browser(server.url)
+        config = httpx.get(server.url + "config", timeout=30).json()
+        lead_id = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "lead-in")
+        lead_fn = next(d["id"] for d in config["dependencies"] if d["outputs"] == [lead_id])
+        for text, age, expected in (("I have had a sore throat for three days", 30, "sore throat"),
+                                    ("胸口压榨样疼痛，出冷汗", 60, None)):
+            browser.session = uuid.uuid4().hex[:11]
+            updates = _sse_chat(server.url, browser.session, text, age)
+            history, banner, card, lead = updates[0][0], updates[0][1], updates[0][2], updates[0][-1]
+            assert "urgency-banner" in banner and "department-card" in card and lead == ""
+            assert history[-1]["role"] == "assistant" and updates[-1] == updates[0]  # one complete update
+            browser.fn["lead-in"] = lead_fn
+            shown = browser.call("lead-in", None)["output"]["data"][0]
+            if expected:
+                assert expected in shown and shown.startswith("_")
+            else:
+                assert shown == ""  # the 135M model's noise is withdrawn, never shown
+    finally:
+        server.close()

@@ -180,10 +180,9 @@ class StaffConsole:
         return result
 
     def _audit(self, entry: dict[str, Any]) -> None:
-        entry = {"at": datetime.now(timezone.utc).isoformat(), **entry}
-        self.audit_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.audit_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, default=str) + "\n")
+        from assistant.hospital.audit import append_audit
+
+        append_audit(self.audit_path.parent, entry)  # + the audit_log table when attached
 
     # -- natural language -------------------------------------------------------------
     def choose(self, question: str) -> ToolChoice:

@@ -7,7 +7,7 @@ report assignments, unmet reasons and objective terms identically.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -30,6 +30,15 @@ from assistant.allocation.models import (
 from assistant.domain import Disposition
 
 _DISPOSITIONS = list(Disposition)
+_UNMET_CODES = (
+    UnmetReason.NO_RESOURCE_TYPE,
+    UnmetReason.WINDOW_PASSED,
+    UnmetReason.NO_SLOT_IN_WINDOW,
+    UnmetReason.FULLY_BOOKED,
+    UnmetReason.CAPACITY_MORE_URGENT,
+    UnmetReason.CAPACITY_EQUAL_URGENCY,
+    UnmetReason.CAPACITY_LESS_URGENT,
+)
 DUAL_TOL = 1e-7
 """Dual values at or below this are treated as zero (not binding)."""
 _LABEL = {
@@ -101,29 +110,23 @@ def unmet_reasons(
     res_rank = np.full(n_res, big, np.int64)
     np.minimum.at(res_rank, chosen.res, batch.rank[chosen.sig])
     best = _range_min(res_rank, lo, hi, big).min(axis=1)
-    n_open_of = dict(zip(unmet_idx.tolist(), n_open.tolist(), strict=True))
-    best_of = dict(zip(unmet_idx.tolist(), best.tolist(), strict=True))
-    n_pairs = win.n_pairs
-
+    i = unmet_idx
+    code = np.full(len(i), 6, np.int64)  # CAPACITY_LESS_URGENT unless a rule below applies
+    rank = batch.rank[i]
+    code[best == rank] = 5
+    code[best < rank] = 4
+    code[n_open == 0] = 3
+    code[win.n_pairs[i] == 0] = 2
+    code[batch.latest_ms[i] < now_ms] = 1
+    code[~win.has_type[i]] = 0  # most specific first: later assignments win
+    n_pairs = win.n_pairs[i].tolist()
+    signals = batch.signals
     out: list[UnmetSignal] = []
-    for i in unmet_idx.tolist():
-        s = batch.signals[i]
-        if not win.has_type[i]:
-            code = UnmetReason.NO_RESOURCE_TYPE
-        elif batch.latest_ms[i] < now_ms:
-            code = UnmetReason.WINDOW_PASSED
-        elif n_pairs[i] == 0:
-            code = UnmetReason.NO_SLOT_IN_WINDOW
-        elif n_open_of[i] == 0:
-            code = UnmetReason.FULLY_BOOKED
-        elif best_of[i] < batch.rank[i]:
-            code = UnmetReason.CAPACITY_MORE_URGENT
-        elif best_of[i] == batch.rank[i]:
-            code = UnmetReason.CAPACITY_EQUAL_URGENCY
-        else:
-            code = UnmetReason.CAPACITY_LESS_URGENT
-        text = REASON_TEXT[code]
-        if code is UnmetReason.NO_RESOURCE_TYPE:
+    for k, (idx, c) in enumerate(zip(i.tolist(), code.tolist(), strict=True)):
+        s = signals[idx]
+        reason = _UNMET_CODES[c]
+        text = REASON_TEXT[reason]
+        if reason is UnmetReason.NO_RESOURCE_TYPE:
             kind = kind_noun(s.resource_type, s.bed_type, s.modality)
             text = f"no {kind} in {s.department} or its overflow departments"
         out.append(
@@ -131,9 +134,9 @@ def unmet_reasons(
                 signal_id=s.id,
                 disposition=s.disposition,
                 department=s.department,
-                reason_code=code,
+                reason_code=reason,
                 reason=text,
-                compatible_resources=int(n_pairs[i]),
+                compatible_resources=n_pairs[k],
             )
         )
     return out
@@ -142,9 +145,15 @@ def unmet_reasons(
 def assignments(batch: SignalBatch, table: ResourceTable, chosen: Pairs) -> list[Assignment]:
     """One :class:`Assignment` per chosen pair, in signal input order."""
     order = np.argsort(chosen.sig, kind="stable")
+    sig = chosen.sig[order].tolist()
+    res_idx = chosen.res[order].tolist()
+    overflow = chosen.overflow[order].tolist()
+    wait_h = chosen.wait_h[order].tolist()
+    sub_match = chosen.sub_match[order].tolist()
+    lang_match = chosen.lang_match[order].tolist()
+    rank = batch.rank.tolist()
     out: list[Assignment] = []
-    for p in order.tolist():
-        i, r = int(chosen.sig[p]), int(chosen.res[p])
+    for k, (i, r) in enumerate(zip(sig, res_idx, strict=True)):
         res = table.resources[r]
         out.append(
             Assignment(
@@ -152,11 +161,11 @@ def assignments(batch: SignalBatch, table: ResourceTable, chosen: Pairs) -> list
                 resource_id=res.id,
                 department=res.department,
                 start=res.start,
-                disposition=_DISPOSITIONS[int(batch.rank[i])],
-                overflow=bool(chosen.overflow[p]),
-                wait_hours=float(chosen.wait_h[p]),
-                sub_specialty_match=bool(chosen.sub_match[p]),
-                language_match=bool(chosen.lang_match[p]),
+                disposition=_DISPOSITIONS[rank[i]],
+                overflow=overflow[k],
+                wait_hours=wait_h[k],
+                sub_specialty_match=sub_match[k],
+                language_match=lang_match[k],
             )
         )
     return out
@@ -303,7 +312,7 @@ def build_result(
     weights: AllocationWeights,
     now_ms: int,
     shadow: NDArray[np.float64] | None = None,
-    marginals: Mapping[int, Marginal] | None = None,
+    marginals: Callable[[], Mapping[int, Marginal]] | None = None,
     message: str = "",
     integral: bool = True,
     rounded: bool = False,
@@ -316,7 +325,10 @@ def build_result(
     """Assemble the full result for the assignments ``chosen``.
 
     ``num_variables`` defaults to the number of compatible pairs (full-model columns).
-    A run with demand but no assignment at all gets status ``infeasible``.
+    A run with demand but no assignment at all gets status ``infeasible``. With
+    ``shadow`` (dual value per resource), ``binding`` is explained lazily: on first
+    access ``marginals()`` (verifying re-solves, optional) runs and the binding groups
+    are built (:func:`binding_constraints`).
     """
     served = np.zeros(len(batch), bool)
     served[chosen.sig] = True
@@ -325,18 +337,13 @@ def build_result(
     if status is AllocationStatus.OPTIMAL and len(batch) and len(chosen) == 0:
         status = AllocationStatus.INFEASIBLE
         message = message or "no signal can be served: see the unmet reasons"
-    return AllocationResult(
+    result = AllocationResult(
         status=status,
         method=method,  # type: ignore[arg-type]
         message=message,
         assignments=assignments(batch, table, chosen),
         unmet=unmet_reasons(batch, table, win, chosen, unmet_idx, now_ms),
         objective=ObjectiveTerms(**terms),
-        binding=(
-            binding_constraints(table, win, unmet_idx, shadow, marginals)
-            if shadow is not None
-            else []
-        ),
         integral=integral,
         rounded=rounded,
         num_signals=len(batch),
@@ -348,3 +355,13 @@ def build_result(
         solve_seconds=solve_seconds,
         explain_seconds=explain_seconds,
     )
+    if shadow is not None:
+
+        def explainer() -> list[BindingConstraint]:
+            verified = marginals() if marginals is not None else None
+            return binding_constraints(table, win, unmet_idx, shadow, verified)
+
+        result.set_explainer(explainer)
+    else:
+        result.set_explainer(None)
+    return result

@@ -9,12 +9,22 @@ database layer converts its rows into :class:`Resource` objects.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from assistant.domain import BedType, Disposition, Modality, ResourceType
 
@@ -313,8 +323,17 @@ class BindingConstraint(BaseModel):
     explanation: str
 
 
+_EXPLAIN_LOCK = threading.Lock()  # one explanation at a time (it re-solves a HiGHS model)
+
+
 class AllocationResult(BaseModel):
-    """Result of :func:`allocate`, :func:`greedy_allocate` or :func:`book_one`."""
+    """Result of :func:`allocate`, :func:`greedy_allocate` or :func:`book_one`.
+
+    ``binding`` (shadow prices of binding capacity constraints, in words) is computed
+    lazily on first access (it re-solves the LP with +1 capacity on the top binding
+    groups), so an ``allocate`` call whose caller never reads it does not pay for it.
+    Reading it (or ``model_dump``) computes it once and sets ``explain_seconds``.
+    """
 
     status: AllocationStatus
     method: Literal["lp", "greedy", "single"]
@@ -322,7 +341,6 @@ class AllocationResult(BaseModel):
     assignments: list[Assignment] = Field(default_factory=list)
     unmet: list[UnmetSignal] = Field(default_factory=list)
     objective: ObjectiveTerms = Field(default_factory=ObjectiveTerms)
-    binding: list[BindingConstraint] = Field(default_factory=list)
     integral: bool = True
     rounded: bool = Field(default=False, description="True if a fractional LP was rounded.")
     num_signals: int = 0
@@ -334,7 +352,34 @@ class AllocationResult(BaseModel):
     num_constraints: int = Field(default=0, description="Rows of the LP actually solved.")
     build_seconds: float = Field(default=0.0, description="Encoding, pair enumeration, model.")
     solve_seconds: float = Field(default=0.0, description="Solver (or greedy loop) time.")
-    explain_seconds: float = Field(default=0.0, description="Re-solves verifying shadow prices.")
+    explain_seconds: float = Field(
+        default=0.0,
+        description="Shadow-price explanations incl. verifying re-solves (0 until binding is read).",
+    )
+    _explainer: Callable[[], list[BindingConstraint]] | None = PrivateAttr(default=None)
+    _binding: list[BindingConstraint] | None = PrivateAttr(default=None)
+
+    def set_explainer(self, explainer: Callable[[], list[BindingConstraint]] | None) -> None:
+        """Install the function that computes ``binding`` on first access (internal)."""
+        self._explainer = explainer
+        self._binding = None if explainer is not None else []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def binding(self) -> list[BindingConstraint]:
+        """Binding capacity constraints grouped by department and day, most valuable first.
+
+        Computed on first access (thread-safe, once); ``[]`` for greedy / single results.
+        """
+        if self._binding is None:
+            with _EXPLAIN_LOCK:
+                if self._binding is None:
+                    explainer = self._explainer
+                    t0 = time.perf_counter()
+                    self._binding = explainer() if explainer is not None else []
+                    self.explain_seconds = time.perf_counter() - t0
+                    self._explainer = None  # release the solver model
+        return self._binding
 
     @property
     def served(self) -> int:

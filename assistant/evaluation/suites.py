@@ -16,7 +16,7 @@ from assistant.evaluation.report import fmt, latency_stats, markdown, plots
 from assistant.evaluation.runner import run_triage_cases
 from assistant.settings import Settings
 
-SUITES = ("triage", "staff", "retrieval", "allocation", "all")
+SUITES = ("triage", "staff", "retrieval", "allocation", "operations", "all")
 
 
 def _load_script(rel: str) -> Any:
@@ -152,4 +152,8 @@ def run_suite(settings: Settings, suite: str, *, cases_file: str | None = None, 
         res = mod.run_scenarios()
         extra["Allocation scenarios"] = "```\n" + json.dumps(res, indent=1, default=str)[:4000] + "\n```"
         extra["Booking tool paths (smoke cases, demo hospital)"] = booking_paths(settings, limit=limit)
+    if suite in ("operations", "all"):  # issue 15: forecast, plan, monitor, region
+        from assistant.operations.evaluate import markdown as ops_markdown, run_operations_eval
+
+        extra["Operations (forecast, plan, monitor, region)"] = ops_markdown(run_operations_eval(out))
     return markdown(results, extra, out)

@@ -1,9 +1,12 @@
-"""Hospital resources: the department catalog and the SQLite resource tables.
+"""Hospital resources: the department catalog and the resource tables (SQLite or PostgreSQL).
 
 * :mod:`.catalog` - canonical department catalog (``knowledge_base/departments.yaml``).
 * :mod:`.models` - SQLAlchemy tables (doctors, clinic sessions/slots, wards, imaging,
-  services, bookings) with DB-level protection against double booking.
-* :mod:`.db` - ``open_db``, ``write_session`` and the read queries.
+  services, bookings, demand signals, audit log) with DB-level protection against
+  double booking (:mod:`.triggers`).
+* :mod:`.db` - ``open_db`` (SQLite file or ``postgresql+psycopg://`` URL),
+  ``write_session`` and the read queries; :mod:`.migrate` - Alembic schema migrations;
+  :mod:`.audit` - the staff audit log.
 * :mod:`.bookings` - low-level booking writes.
 * :mod:`.demo` - seeded demo hospital; :mod:`.csv_import` - the hospital's own CSVs.
 * :mod:`.documents` - bilingual records for the retrieval index.

@@ -3,7 +3,9 @@
 Allocation code decides *what* to book; these helpers only insert/update rows and turn
 the database's refusal into :class:`BookingConflictError`. Call them inside
 :func:`assistant.hospital.db.write_session` so the check and the write share one
-``BEGIN IMMEDIATE`` transaction.
+write-locked transaction (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock). On
+PostgreSQL :func:`create_booking` also locks the resource row (``SELECT ... FOR
+UPDATE``), so even a writer outside ``write_session`` books against the latest count.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def create_booking(
     if status == "cancelled":
         raise DataError("a new booking cannot be cancelled")
     table = _TABLE[resource_kind]
-    if session.get(table, resource_id) is None:
+    # Row lock on PostgreSQL (SQLite ignores FOR UPDATE: write_session already holds the lock).
+    if session.get(table, resource_id, with_for_update=True, populate_existing=True) is None:
         raise DataError(f"no {resource_kind} with id {resource_id}")
     booking = Booking(
         id=booking_id or uuid.uuid4().hex,
@@ -143,7 +146,6 @@ def save_signal(session: Session, signal: DemandSignal) -> None:
     """Store a demand signal (idempotent) in the caller's transaction."""
     from assistant.hospital.models import DemandSignalRow
 
-    DemandSignalRow.__table__.create(session.connection(), checkfirst=True)
     if session.get(DemandSignalRow, signal.id) is None:
         session.add(DemandSignalRow(id=signal.id, payload=signal.model_dump_json(),
                                     created_at=signal.created_at))
@@ -156,7 +158,6 @@ def load_signals(session: Session, ids: list[str]) -> dict[str, DemandSignal]:
 
     from assistant.hospital.models import DemandSignalRow
 
-    DemandSignalRow.__table__.create(session.connection(), checkfirst=True)
     rows = session.execute(select(DemandSignalRow.id, DemandSignalRow.payload)
                            .where(DemandSignalRow.id.in_(ids)))
     return {i: DemandSignal.model_validate_json(p) for i, p in rows}

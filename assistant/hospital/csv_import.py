@@ -38,6 +38,7 @@ from assistant.hospital.db import (
     get_meta,
     hospital_timezone,
     open_db,
+    reset_sequences,
     set_meta,
     write_session,
     zone,
@@ -292,7 +293,7 @@ def import_csv_dir(
     """Validate and import the CSV files of ``folder`` into the database at ``db_path``.
 
     Args:
-        db_path: SQLite file (created with the schema if missing).
+        db_path: SQLite file (created with the schema if missing) or database URL.
         folder: folder holding some of :data:`FILE_ORDER`; other ``.csv`` files are
             an error (a misspelt file name must not be skipped silently).
         replace: empty every hospital table (bookings included) before importing.
@@ -323,7 +324,7 @@ def import_csv_dir(
         with write_session(factory) as session:
             if replace:
                 for table in reversed(Base.metadata.sorted_tables):
-                    if table.name != "hospital_meta":
+                    if table.name != "hospital_meta" and not table.info.get("keep_on_reset"):
                         session.execute(delete(table))
             if timezone_name is not None:
                 set_meta(session, "timezone", zone(timezone_name).key)
@@ -335,6 +336,7 @@ def import_csv_dir(
                     report.inserted[name], report.updated[name] = inserted, updated
             previous = get_meta(session, "source")
             set_meta(session, "source", "csv" if replace or previous in (None, "csv") else "mixed")
+            reset_sequences(session)
     finally:
         factory.kw["bind"].dispose()
     return report

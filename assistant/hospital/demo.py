@@ -20,7 +20,15 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from assistant.hospital import demo_data as data
-from assistant.hospital.db import DEFAULT_TIMEZONE, open_db, set_meta, write_session, zone
+from assistant.hospital.db import (
+    DEFAULT_TIMEZONE,
+    display_target,
+    open_db,
+    reset_sequences,
+    set_meta,
+    write_session,
+    zone,
+)
 from assistant.hospital.models import (
     SCHEMA_VERSION,
     Base,
@@ -42,9 +50,9 @@ _TITLE_EN_PROBABILITY = {"chief": 0.4, "associate_chief": 0.35, "attending": 0.2
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """What :func:`build_demo_hospital` wrote."""
+    """What :func:`build_demo_hospital` wrote (``path``: the file, or the URL without password)."""
 
-    path: Path
+    path: Path | str
     seed: int
     start_date: date
     days: int
@@ -79,13 +87,15 @@ def build_demo_hospital(
     timezone_name: str = DEFAULT_TIMEZONE,
     catalog_path: str | Path | None = None,
 ) -> DemoSummary:
-    """Write a demo hospital into the SQLite file ``path``, replacing its contents.
+    """Write a demo hospital into the database at ``path``, replacing its contents.
 
-    Existing rows of every hospital table (bookings included) are deleted and the demo
-    rows inserted in one ``BEGIN IMMEDIATE`` transaction.
+    Existing rows of every hospital table (bookings included; the audit log is kept)
+    are deleted and the demo rows inserted in one write transaction
+    (:func:`~assistant.hospital.db.write_session`).
 
     Args:
-        path: SQLite file (created with its folder if missing).
+        path: SQLite file (created with its folder if missing) or database URL
+            (``postgresql+psycopg://...``; the schema is created or upgraded).
         seed: random seed; the same arguments give identical rows.
         start_date: first clinic day (hospital-local date); default today in
             ``timezone_name``.
@@ -145,9 +155,10 @@ def build_demo_hospital(
             "hospital_name_zh": data.HOSPITAL_NAME_ZH,
         }.items():
             set_meta(session, key, value)
+        reset_sequences(session)
     factory.kw["bind"].dispose()
     return DemoSummary(
-        path=Path(path),
+        path=Path(path) if "://" not in str(path) else display_target(path),
         seed=seed,
         start_date=start,
         days=days,
@@ -166,14 +177,18 @@ def build_demo_hospital(
 
 
 def _clear(session: Session) -> None:
-    """Delete every row of every hospital table (children first)."""
+    """Delete every row of every hospital table (children first), except the tables
+    marked ``keep_on_reset`` (the audit log)."""
     for table in reversed(Base.metadata.sorted_tables):
-        session.execute(delete(table))
+        if not table.info.get("keep_on_reset"):
+            session.execute(delete(table))
 
 
 def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
     for i in range(0, len(rows), 5000):
-        session.execute(insert(model), rows[i : i + 5000])
+        # Core insert: one multi-row INSERT per batch on every dialect (the ORM bulk path
+        # splits rows by their None columns, thousands of round trips on a server).
+        session.execute(insert(model.__table__), rows[i : i + 5000])
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:

@@ -1,4 +1,4 @@
-"""SQLite resource tables (SQLAlchemy 2 ORM).
+"""Hospital resource tables (SQLAlchemy 2 ORM), for SQLite and PostgreSQL.
 
 Design
 ------
@@ -12,15 +12,20 @@ Design
   total - occupied - reserved.
 * **Imaging** capacity is an :class:`ImagingSlot`: one scanner room, one time block,
   ``capacity`` patients per block (e.g. 3 CT scans per 30 min).
-* A :class:`Booking` takes exactly one unit of one resource. SQLite triggers (created
-  with the tables) keep the counters in step with the bookings table:
+* A :class:`Booking` takes exactly one unit of one resource. Triggers (created with
+  the tables, one set per dialect in :mod:`assistant.hospital.triggers`) keep the
+  counters in step with the bookings table:
   inserting an active booking increments ``clinic_slots.booked``,
   ``imaging_slots.booked`` or ``wards.beds_reserved``; cancelling or deleting it
   decrements. The CHECK constraints ``booked <= 1``, ``booked <= capacity`` and
   ``occupied + reserved <= total`` then make a double booking impossible at DB
   level: the offending INSERT fails with :class:`sqlalchemy.exc.IntegrityError` and
   nothing is written. A partial unique index also allows at most one active booking
-  per clinic slot and per demand signal.
+  per clinic slot and per demand signal (both dialects). On PostgreSQL a clinic slot
+  is a boolean, and the trigger refuses to take a slot that is already taken.
+
+The schema is versioned with Alembic (``assistant/hospital/migrations``): a change to
+these tables needs a new revision (see README "Database migrations").
 
 All datetimes are stored as naive UTC text and returned as timezone-aware UTC
 (:class:`UTCDateTime`); passing a naive datetime raises ``ValueError``. The hospital's
@@ -33,7 +38,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -45,6 +49,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -209,7 +214,8 @@ class ClinicSlot(Base):
     __tablename__ = "clinic_slots"
     __table_args__ = (
         UniqueConstraint("session_id", "seq", name="uq_slot_session_seq"),
-        CheckConstraint("booked IN (0, 1)", name="ck_slot_booked"),
+        # SQLite stores the boolean as an integer; PostgreSQL's boolean needs no check.
+        CheckConstraint("booked IN (0, 1)", name="ck_slot_booked").ddl_if(dialect="sqlite"),
         CheckConstraint("ends_at > starts_at", name="ck_slot_times"),
         Index("ix_slot_free_start", "booked", "starts_at"),
     )
@@ -219,7 +225,7 @@ class ClinicSlot(Base):
     seq: Mapped[int] = mapped_column(Integer, doc="0-based position in the session.")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    booked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    booked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     booking_ref: Mapped[str | None] = mapped_column(String(64), default=None)
 
     session: Mapped[ClinicSession] = relationship(back_populates="slots")
@@ -300,6 +306,25 @@ class DemandSignalRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AuditRecord(Base):
+    """One audited staff action or login attempt (see :mod:`assistant.hospital.audit`).
+
+    ``entry`` is the JSON object of the line the staff console appends to
+    ``<data_dir>/audit.jsonl`` (pseudonymous ids only, never a password or patient text).
+    Kept when the demo hospital is rebuilt or a CSV import replaces the tables.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"), {"info": {"keep_on_reset": True}})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(128), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+    entry: Mapped[str] = mapped_column(Text)
+
+
 class Booking(Base):
     """A hold on one unit of one resource for one demand signal.
 
@@ -325,12 +350,14 @@ class Booking(Base):
             "clinic_slot_id",
             unique=True,
             sqlite_where=text("status != 'cancelled' AND clinic_slot_id IS NOT NULL"),
+            postgresql_where=text("status != 'cancelled' AND clinic_slot_id IS NOT NULL"),
         ),
         Index(
             "uq_booking_active_signal",
             "signal_id",
             unique=True,
             sqlite_where=text("status != 'cancelled'"),
+            postgresql_where=text("status != 'cancelled'"),
         ),
     )
 
@@ -360,67 +387,14 @@ class Booking(Base):
 
 
 # --- counter triggers: bookings <-> clinic_slots.booked / wards.beds_reserved / imaging ---
-_ACTIVE = "{row}.status != 'cancelled'"
-_COUNTERS = (
-    # (resource column on bookings, UPDATE applied on acquire, UPDATE applied on release)
-    (
-        "clinic_slot_id",
-        "UPDATE clinic_slots SET booked = booked + 1, booking_ref = {row}.id WHERE id = {row}.clinic_slot_id;",
-        "UPDATE clinic_slots SET booked = booked - 1, booking_ref = NULL WHERE id = {row}.clinic_slot_id;",
-    ),
-    (
-        "ward_id",
-        "UPDATE wards SET beds_reserved = beds_reserved + 1 WHERE id = {row}.ward_id;",
-        "UPDATE wards SET beds_reserved = beds_reserved - 1 WHERE id = {row}.ward_id;",
-    ),
-    (
-        "imaging_slot_id",
-        "UPDATE imaging_slots SET booked = booked + 1 WHERE id = {row}.imaging_slot_id;",
-        "UPDATE imaging_slots SET booked = booked - 1 WHERE id = {row}.imaging_slot_id;",
-    ),
-)
+def _create_triggers(target: Any, connection: Any, **_: Any) -> None:
+    from assistant.hospital.triggers import booking_trigger_ddl
+
+    for statement in booking_trigger_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
 
 
-def _trigger_ddl() -> list[str]:
-    statements = []
-    for column, acquire, release in _COUNTERS:
-        name = column.removesuffix("_id")
-        statements += [
-            (
-                f"CREATE TRIGGER trg_booking_{name}_insert AFTER INSERT ON bookings "
-                f"WHEN NEW.{column} IS NOT NULL AND {_ACTIVE.format(row='NEW')} "
-                f"BEGIN {acquire.format(row='NEW')} END"
-            ),
-            (
-                f"CREATE TRIGGER trg_booking_{name}_cancel AFTER UPDATE OF status ON bookings "
-                f"WHEN NEW.{column} IS NOT NULL AND OLD.status != 'cancelled' AND NEW.status = 'cancelled' "
-                f"BEGIN {release.format(row='NEW')} END"
-            ),
-            (
-                f"CREATE TRIGGER trg_booking_{name}_reactivate AFTER UPDATE OF status ON bookings "
-                f"WHEN NEW.{column} IS NOT NULL AND OLD.status = 'cancelled' AND NEW.status != 'cancelled' "
-                f"BEGIN {acquire.format(row='NEW')} END"
-            ),
-            (
-                f"CREATE TRIGGER trg_booking_{name}_delete AFTER DELETE ON bookings "
-                f"WHEN OLD.{column} IS NOT NULL AND {_ACTIVE.format(row='OLD')} "
-                f"BEGIN {release.format(row='OLD')} END"
-            ),
-        ]
-    statements.append(
-        "CREATE TRIGGER trg_booking_resource_immutable BEFORE UPDATE OF "
-        "resource_kind, clinic_slot_id, ward_id, imaging_slot_id ON bookings "
-        "WHEN NEW.resource_kind IS NOT OLD.resource_kind "
-        "OR NEW.clinic_slot_id IS NOT OLD.clinic_slot_id "
-        "OR NEW.ward_id IS NOT OLD.ward_id "
-        "OR NEW.imaging_slot_id IS NOT OLD.imaging_slot_id "
-        "BEGIN SELECT RAISE(ABORT, 'the resource of a booking cannot change'); END"
-    )
-    return statements
-
-
-for _statement in _trigger_ddl():
-    event.listen(Booking.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(Booking.__table__, "after_create", _create_triggers)
 
 
 def row_dict(obj: Any) -> dict[str, Any]:

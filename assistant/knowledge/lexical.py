@@ -61,6 +61,7 @@ class LexicalIndex:
     revision: str
     count: int
     fingerprint: str
+    loaded_at: float = 0.0  # time.monotonic() when built or loaded
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top-``k`` chunks for ``query``.
@@ -115,24 +116,58 @@ def _all_documents(collection: Any) -> tuple[list[str], list[str]]:
 class LexicalCache:
     """Per-process holder of BM25 indexes, backed by ``<index_dir>/bm25/<name>/``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, min_rebuild_interval: float = 60.0) -> None:
         self.root = root
+        self.min_rebuild_interval = min_rebuild_interval
         self._indexes: dict[str, LexicalIndex] = {}
+        self._rebuilding: set[str] = set()
         self._lock = threading.Lock()
 
-    def get(self, name: str, collection: Any, revision: str, count: int) -> LexicalIndex:
+    def get(
+        self, name: str, collection: Any, revision: str, count: int, *, allow_stale: bool = False
+    ) -> LexicalIndex:
         """The index of collection ``name`` for its current ``(revision, count)``.
 
         Loads from memory, then disk, else rebuilds from the collection contents (and
         saves). Raises nothing for an empty collection (an empty index is returned).
+
+        Args:
+            allow_stale: return the index in memory even when the collection changed
+                since (used while an ingest writes batch after batch); it is rebuilt on a
+                background thread, at most once every ``min_rebuild_interval`` seconds,
+                and swapped in when ready, so no search waits for a rebuild.
         """
         with self._lock:
             current = self._indexes.get(name)
             if current is not None and (current.revision, current.count) == (revision, count):
                 return current
+            if allow_stale and current is not None and current.count > 0:
+                due = time.monotonic() - current.loaded_at >= self.min_rebuild_interval
+                if due and name not in self._rebuilding:
+                    self._rebuilding.add(name)
+                    threading.Thread(
+                        target=self._rebuild,
+                        args=(name, collection, revision, count),
+                        name=f"bm25-rebuild-{name}",
+                        daemon=True,
+                    ).start()
+                return current
             index = self._load_or_build(name, collection, revision, count)
+            index.loaded_at = time.monotonic()
             self._indexes[name] = index
             return index
+
+    def _rebuild(self, name: str, collection: Any, revision: str, count: int) -> None:
+        try:
+            index = self._load_or_build(name, collection, revision, count)
+            index.loaded_at = time.monotonic()
+            with self._lock:
+                self._indexes[name] = index
+        except Exception as exc:  # noqa: BLE001 - keep serving the previous index
+            logger.warning("background BM25 rebuild of %s failed: %s", name, exc)
+        finally:
+            with self._lock:
+                self._rebuilding.discard(name)
 
     def _dir(self, name: str) -> Path:
         return self.root / name

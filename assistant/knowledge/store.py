@@ -33,6 +33,19 @@ _DESCRIPTIONS = {
 
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+_GENERATION = [0]  # bumped by every write of this process (retrievers re-read state then)
+
+
+def write_generation() -> int:
+    """A counter this process increments on every collection metadata change or drop;
+    :class:`~assistant.knowledge.retrieval.Retriever` re-reads a collection's state when
+    it moved, so an ingest is seen at once in the same process."""
+    return _GENERATION[0]
+
+
+def _bump_generation() -> None:
+    with _LOCK:
+        _GENERATION[0] += 1
 
 
 def get_client(settings: Settings) -> Any:
@@ -163,6 +176,7 @@ def drop_collection(settings: Settings, name: str) -> bool:
     from chromadb.errors import NotFoundError
 
     client = get_client(settings)
+    _bump_generation()
     try:
         client.delete_collection(name)
     except (NotFoundError, ValueError):  # ValueError: older chromadb "does not exist"
@@ -179,6 +193,7 @@ def update_metadata(collection: Any, **entries: Any) -> dict[str, Any]:
     metadata = dict(collection.metadata or {})
     metadata.update({k: v for k, v in entries.items() if v is not None})
     collection.modify(metadata=metadata)
+    _bump_generation()
     return metadata
 
 

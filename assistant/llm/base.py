@@ -32,6 +32,9 @@ class ChatBackend(Protocol):
 
     model_id: str
     device: str
+    # Optional: ``supports_native_tools = True`` and ``tool_call(messages, tools, *,
+    # tool_choice, max_new_tokens) -> {"tool", "arguments"}`` (see the openai backend)
+    # make LocalChatModel.bind_tools use the backend's own tools API.
 
     def generate(
         self,
@@ -60,7 +63,10 @@ class ChatBackend(Protocol):
         ...
 
 
-_BUILTIN: dict[str, str] = {"transformers": "assistant.llm.transformers_backend:load_backend"}
+_BUILTIN: dict[str, str] = {
+    "transformers": "assistant.llm.transformers_backend:load_backend",
+    "openai": "assistant.llm.openai_backend:load_backend",
+}
 """Backend name -> ``"module:factory"``; the module is imported only when the backend is used."""
 _REGISTRY: dict[str, Callable[[Settings], ChatBackend]] = {}
 _LOADED: dict[tuple[str, str], ChatBackend] = {}
@@ -89,6 +95,15 @@ def _factory(name: str) -> Callable[[Settings], ChatBackend]:
     return factory
 
 
+def _secret_digest(settings: Settings) -> str | None:
+    """Hash of the API key, so the registry key never holds the secret itself."""
+    if settings.llm_api_key is None:
+        return None
+    import hashlib
+
+    return hashlib.sha256(settings.llm_api_key.get_secret_value().encode()).hexdigest()[:16]
+
+
 def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
     """Return the configured backend, loading it once per process.
 
@@ -105,7 +120,10 @@ def get_backend(settings: Settings, *, reuse: bool = True) -> ChatBackend:
         settings.llm_backend,
         repr((settings.llm_model, settings.llm_gguf_file, settings.device, settings.num_threads,
               str(settings.model_cache_dir), settings.max_new_tokens,
-              settings.repetition_penalty)),
+              settings.repetition_penalty, settings.llm_base_url, settings.llm_timeout_s,
+              settings.llm_structured_output, settings.llm_tools, settings.llm_dtype,
+              settings.llm_compile,
+              _secret_digest(settings))),
     )
     if reuse and key in _LOADED:
         return _LOADED[key]

@@ -5,7 +5,10 @@ and argument schemas are written into the system prompt (``prompts/tool_calling.
 and decoding is constrained by a JSON schema that admits exactly one
 ``{"tool": <name>, "arguments": <that tool's arguments>}`` object (or a
 ``final_answer`` when ``tool_choice`` allows it). The result is parsed into
-``AIMessage.tool_calls``. LangChain types live only in this module.
+``AIMessage.tool_calls``. A backend with ``supports_native_tools`` (the ``openai``
+backend on a server with a tool parser) gets the tools through its own API instead
+(``backend.tool_call(openai_messages, tools, tool_choice=...)``). LangChain types live
+only in this module.
 """
 
 from __future__ import annotations
@@ -179,6 +182,9 @@ class LocalChatModel(BaseChatModel):
         else:
             allowed = [t for t in tools if t["function"]["name"] == tool_choice]
             allow_answer = False
+        if getattr(self.backend, "supports_native_tools", False):
+            result = self._native_tool_call(messages, allowed, tool_choice)
+            return ChatResult(generations=[ChatGeneration(message=self._to_ai_message(result, None))])
         prompt = load_prompt("tool_calling")
         base = chat[0]["content"] if chat and chat[0]["role"] == "system" else "You are a helpful hospital assistant."
         system = prompt.render(
@@ -201,6 +207,20 @@ class LocalChatModel(BaseChatModel):
             schema=schema,
             max_new_tokens=self.max_new_tokens,
         )
+        return ChatResult(generations=[ChatGeneration(message=self._to_ai_message(result, prompt.ref))])
+
+    def _native_tool_call(self, messages: list[BaseMessage], allowed: list[dict[str, Any]],
+                          tool_choice: str | None) -> dict[str, Any]:
+        """One call through the backend's own tools API (OpenAI-compatible servers)."""
+        from langchain_core.messages import convert_to_openai_messages
+
+        chat = convert_to_openai_messages(messages)
+        return self.backend.tool_call(
+            chat, allowed, tool_choice=tool_choice, max_new_tokens=self.max_new_tokens
+        )
+
+    def _to_ai_message(self, result: dict[str, Any], prompt_ref: str | None) -> AIMessage:
+        """``{"tool", "arguments"}`` -> AIMessage with ``tool_calls`` (or a text answer)."""
         if result["tool"] == FINAL_ANSWER:
             message = AIMessage(content=result["arguments"]["answer"])
         else:
@@ -216,5 +236,5 @@ class LocalChatModel(BaseChatModel):
                 ],
             )
         message.response_metadata["model_id"] = getattr(self.backend, "model_id", "?")
-        message.response_metadata["prompt"] = prompt.ref
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        message.response_metadata["prompt"] = prompt_ref or "native-tools"
+        return message

@@ -133,7 +133,8 @@ def load_model_and_tokenizer(settings: Settings):  # noqa: ANN201 (transformers 
     safetensors cache once it exists).
 
     CUDA: ``device_map="auto"`` and bfloat16 through accelerate. CPU: float32 with
-    ``torch.set_num_threads(settings.num_threads)``. GGUF sources are cached as
+    ``torch.set_num_threads(settings.num_threads)``. ``settings.llm_dtype`` overrides
+    the dtype on either device. GGUF sources are cached as
     safetensors (see module docstring) unless ``settings.model_cache`` is false.
 
     Raises:
@@ -146,11 +147,12 @@ def load_model_and_tokenizer(settings: Settings):  # noqa: ANN201 (transformers 
     source = resolve_model_source(settings)
     device = resolve_device(settings)
     kwargs: dict[str, object]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(settings.llm_dtype)
     if device == "cuda":
-        kwargs = {"device_map": "auto", "dtype": torch.bfloat16}
+        kwargs = {"device_map": "auto", "dtype": dtype or torch.bfloat16}
     else:
         torch.set_num_threads(settings.num_threads)
-        kwargs = {"dtype": torch.float32}
+        kwargs = {"dtype": dtype or torch.float32}
 
     load_dir, gguf_file = source.directory, source.gguf_file
     cache_dir: Path | None = None
@@ -161,7 +163,10 @@ def load_model_and_tokenizer(settings: Settings):  # noqa: ANN201 (transformers 
     try:
         if gguf_file:
             tokenizer = AutoTokenizer.from_pretrained(load_dir, gguf_file=gguf_file)
-            model = AutoModelForCausalLM.from_pretrained(load_dir, gguf_file=gguf_file, **kwargs)
+            # on CPU the cache always holds float32 weights (a bfloat16 copy would silently
+            # round a later float32 load); the requested dtype is applied after caching
+            gguf_kwargs = {**kwargs, "dtype": torch.float32} if device == "cpu" else kwargs
+            model = AutoModelForCausalLM.from_pretrained(load_dir, gguf_file=gguf_file, **gguf_kwargs)
         else:
             tokenizer = AutoTokenizer.from_pretrained(load_dir)
             model = AutoModelForCausalLM.from_pretrained(load_dir, **kwargs)
@@ -170,6 +175,8 @@ def load_model_and_tokenizer(settings: Settings):  # noqa: ANN201 (transformers 
     model.eval()
     if gguf_file and cache_dir is not None:
         _write_cache(model, tokenizer, cache_dir, source)
+    if device == "cpu" and model.dtype != kwargs["dtype"]:
+        model = model.to(kwargs["dtype"])
     return model, tokenizer, source, device, load_dir
 
 
@@ -201,3 +208,29 @@ def _write_cache(model, tokenizer, cache_dir: Path, source: ModelSource) -> None
     except Exception as exc:  # noqa: BLE001 - the cache is an optimisation only
         log.warning("could not cache the converted model (%s); loads stay slow", exc)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def serving_dir(settings: Settings) -> Path:
+    """A local Hugging Face model folder for an inference server (``transformers serve``,
+    vLLM ...) holding the configured weights.
+
+    For the embedded GGUF model this is the de-quantised safetensors cache
+    (``<data_dir>/models/<key>/``), converted on first use; a configured model
+    directory is returned as it is.
+
+    Raises:
+        ModelNotFoundError: the weights are missing.
+        ConfigError: the source is a GGUF file and ``model_cache`` is off (a server
+            needs a safetensors folder).
+    """
+    source = resolve_model_source(settings)
+    if source.gguf_file is None:
+        return source.directory
+    if not settings.model_cache:
+        raise ConfigError("serving a GGUF model needs model_cache=true (a safetensors folder)")
+    cache_dir = settings.model_cache_dir / source.cache_key()
+    if not (cache_dir / "READY").is_file():
+        load_model_and_tokenizer(settings)
+    if not (cache_dir / "READY").is_file():
+        raise ModelNotFoundError(f"could not write the converted model to {cache_dir}")
+    return cache_dir

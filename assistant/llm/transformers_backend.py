@@ -1,7 +1,9 @@
 """The ``transformers`` chat backend: any local HF model directory or GGUF file.
 
 CPU: fp32 with ``torch.set_num_threads``; CUDA: bf16 with ``device_map="auto"``
-(accelerate). Decoding is greedy, so answers are deterministic for fixed weights.
+(accelerate); ``settings.llm_dtype`` overrides either. ``settings.llm_compile`` decodes
+with a static KV cache and a ``torch.compile``d forward. Decoding is greedy, so answers
+are deterministic for fixed weights.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class TransformersBackend:
     def _generate_ids(self, enc: dict[str, Any], max_new_tokens: int, **kwargs: Any) -> list[int]:
         import torch
 
+        if self.settings.llm_compile:
+            kwargs = {**self._compile_kwargs(), **kwargs}
         with self._lock, torch.inference_mode():
             out = self.model.generate(
                 **enc,
@@ -67,6 +71,19 @@ class TransformersBackend:
                 **kwargs,
             )
         return out[0][enc["input_ids"].shape[1]:].tolist()
+
+    def _compile_kwargs(self) -> dict[str, Any]:
+        """``generate`` arguments for a static KV cache and a compiled decode step.
+
+        transformers compiles the forward pass automatically only on accelerators; the
+        ``_compile_all_devices`` flag of its ``CompileConfig`` opts the CPU in. Mode
+        ``default`` (inductor, no CUDA graphs) is the CPU-capable one.
+        """
+        from transformers import CompileConfig
+
+        config = CompileConfig(dynamic=None, mode="default" if self.device == "cpu" else "reduce-overhead")
+        config._compile_all_devices = True
+        return {"cache_implementation": "static", "compile_config": config}
 
     # -- protocol ----------------------------------------------------------------------
     def generate(
@@ -112,10 +129,15 @@ class TransformersBackend:
     def stream(
         self, messages: Sequence[Message], *, max_new_tokens: int | None = None
     ) -> Iterator[str]:
-        """Yield decoded text pieces of the greedy completion as they are produced."""
-        from transformers import TextIteratorStreamer
+        """Yield decoded text pieces of the greedy completion as they are produced.
+
+        Closing the iterator early (a caller that has read enough) stops the generation
+        at the next token, so the model does not keep both CPU cores busy for nothing.
+        """
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         enc = self.encode(messages)
+        closed = threading.Event()
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120
         )
@@ -127,6 +149,7 @@ class TransformersBackend:
                 self._generate_ids(
                     enc, budget, streamer=streamer,
                     repetition_penalty=self.settings.repetition_penalty,
+                    stopping_criteria=StoppingCriteriaList([_StopWhenClosed(closed)]),
                 )
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                 errors.append(exc)
@@ -134,10 +157,26 @@ class TransformersBackend:
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        yield from streamer
+        try:
+            yield from streamer
+        finally:
+            closed.set()  # no-op after a full generation; stops an abandoned one
         worker.join()
         if errors:
             raise GenerationError(f"generation failed: {errors[0]}") from errors[0]
+
+
+class _StopWhenClosed:
+    """A ``transformers`` stopping criterion: stop once ``event`` is set (the stream's
+    reader went away)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 def load_backend(settings: Settings) -> TransformersBackend:

@@ -37,14 +37,25 @@ from assistant.domain import (
 from assistant.kb import KnowledgeBase, default_kb
 from assistant.llm.base import ChatBackend
 from assistant.settings import Settings
-from assistant.text import answer_language, is_cjk, normalise, tokenize
+from assistant.text import answer_language, is_cjk, normalise
 from assistant.triage.interview import follow_up_questions
 from assistant.triage.routing import load_router, probabilities
 from assistant.triage.urgency import assess_urgency
 
 log = logging.getLogger(__name__)
 
-W_CLASSIFIER, W_RETRIEVAL = 0.7, 0.3
+W_CLASSIFIER, W_CONDITIONS, W_PRIOR, W_RETRIEVAL = 0.7, 0.2, 0.1, 0.15
+"""Routing fusion weights (text classifier, retrieved conditions, NHAMCS prior, hospital
+index), chosen on the router's train split by ``eval/routing/tune_fusion.py``."""
+ROUTING_K, ROUTING_TEMPERATURE = 16, 4.0
+"""Conditions retrieved per complaint, and the softmax temperature over their BM25 scores."""
+W_WARNING_SIGN = 0.3
+"""Weight of the departments of the condition a fired warning sign names
+(``red_flag_conditions.yaml``): set by design, not tuned (the train split has few red
+flags): it outweighs the text classifier's vote for one department (at most 0.7)
+only together with the retrieved conditions or the prior, e.g. a possible heart attack
+ranks Cardiology above Thoracic Surgery."""
+"""Conditions retrieved per complaint, and the softmax temperature over their BM25 scores."""
 RED_FLAG_WINDOW = 20_000
 """Red flags scan the whole message in overlapping windows of this many characters."""
 RED_FLAG_OVERLAP = 400
@@ -206,14 +217,20 @@ class Triager:
             reasons_en.insert(0, "complaint: " + "; ".join(c.label_en for c in codes[:4]))
             reasons_zh.insert(0, "主诉：" + "；".join(c.label_zh or c.label_en for c in codes[:4]))
 
-        departments = self._route(clean, age=age, sex=sex, pregnant=pregnant,
-                                  emergency=disposition.is_emergency)
+        # the specialty ranking (who will care for this) is separate from the disposition
+        # (where to go now); see _route for when the ED itself leads the list
+        departments, evidence = self._route(
+            clean, age=age, sex=sex, pregnant=pregnant, emergency=disposition.is_emergency,
+            ed_first=bool(red_flags) or urgency.disposition.is_emergency, coding=coding,
+            warning_signs=[r.rule_id for r in red_flags])
         if self.settings.llm_capable and self.backend is not None and departments:
             from assistant.triage.second_opinion import second_opinion
 
             departments, disposition = second_opinion(self.backend, clean, departments, disposition,
                                                       self.catalog)
         top = departments[0].code if departments else "GENMED"
+        if disposition.is_emergency:
+            top = "EMERG"  # the patient goes to the ED now: its pre-arrival notice and doctors
         doctors = self._doctors(top, clean, disposition, language, now)
         questions = follow_up_questions(
             clean, language=language, age_years=age, sex=sex, pregnant=pregnant,
@@ -226,7 +243,7 @@ class Triager:
                 general = {q["id"] for q in self.kb.yaml("interview.yaml").get("general", [])}
                 topics = [q for q in questions if q[0] not in general]
                 questions = [*topics[:2], extra, *[q for q in questions if q[0] in general]][:3]
-        citations = self._citations(clean)
+        citations = self._citations(clean) or _condition_citations(evidence, departments)
         signal = DemandSignal.from_disposition(
             patient_ref=patient_ref(session_id), department=top, disposition=disposition,
             now=now, language=language,  # type: ignore[arg-type]
@@ -367,15 +384,63 @@ class Triager:
             return {}
 
     # -- routing ----------------------------------------------------------------------
+    @cached_property
+    def conditions(self) -> Any:
+        """The packaged condition index and NHAMCS prior (``knowledge_base/models/conditions``)."""
+        from assistant.triage.conditions import condition_index
+
+        return condition_index(self.kb.root)
+
+    def _evidence(self, text: str, coding: Any, *, age: float | None, sex: str | None,
+                  warning_signs: list[str] | None = None) -> Any:
+        """Retrieved conditions, the conditions named by warning signs and the NHAMCS prior
+        for a complaint (empty on any fault)."""
+        from assistant.triage.conditions import ConditionEvidence
+
+        if not text.strip():
+            return ConditionEvidence()
+        codes = [] if coding is None else list(coding.codes)
+        try:
+            return self.conditions.evidence(text, code_labels=[c.label_en for c in codes],
+                                            codes=[c.code for c in codes], age=age, sex=sex,
+                                            k=ROUTING_K, temperature=ROUTING_TEMPERATURE,
+                                            warning_signs=warning_signs)
+        except Exception as exc:  # noqa: BLE001 - conditions are an aid, never a blocker
+            log.warning("condition retrieval failed: %s", type(exc).__name__)
+            return ConditionEvidence()
+
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
-               emergency: bool) -> list[DepartmentScore]:
+               emergency: bool, ed_first: bool = False, coding: Any = None,
+               warning_signs: list[str] | None = None) -> tuple[list[DepartmentScore], Any]:
+        """The specialty ranking (top 3) and the condition evidence behind it.
+
+        Fusion (weights :data:`W_CLASSIFIER`, :data:`W_CONDITIONS`, :data:`W_PRIOR`,
+        :data:`W_RETRIEVAL`, chosen on the router's train split, never on its validation
+        split): text-classifier probabilities + departments of the retrieved conditions
+        (ICD-10 block -> department table) + the NHAMCS prior P(condition group | complaint
+        code, age band, sex) + the hospital index's department passages when there is one.
+        Then the catalog/policy rules, after fusion: children under the PEDS age limit ->
+        PEDS unless the best department sees children; known pregnancy -> OBGYN;
+        sex-specific complaints -> their department.
+
+        The ranking answers "which department will care for this". The emergency
+        department is not a clinic specialty: it is left out unless the disposition is an
+        emergency. It leads the list only when a deterministic warning sign (red flag,
+        NEWS2 vital sign or an emergency-level urgency rule: ``ed_first``) names a
+        time-critical problem, which the ED's own teams (resuscitation, chest-pain and
+        stroke centres) take first; the specialty follows it. An emergency from the learned
+        risk alone keeps the specialty first: the urgency line already says "go to the
+        emergency department now" and the demand signal goes to the ED.
+        """
         probs = probabilities(self.router, text) if text.strip() else {"GENMED": 1.0}
-        fused = {code: W_CLASSIFIER * probs.get(code, 0.0) for code in self.catalog}
-        if not emergency:  # the ED is a disposition, not a specialty for clinic visits
-            fused["EMERG"] = 0.0
+        evidence = self._evidence(text, coding, age=age, sex=sex, warning_signs=warning_signs)
+        fused = {code: W_CLASSIFIER * probs.get(code, 0.0) + W_CONDITIONS * evidence.departments.get(code, 0.0)
+                 + W_PRIOR * evidence.prior.get(code, 0.0) + W_WARNING_SIGN * evidence.named.get(code, 0.0)
+                 for code in self.catalog}
         for rank, code in enumerate(self._retrieve_departments(text)):
-            if code != "EMERG" or emergency:
-                fused[code] = fused.get(code, 0.0) + W_RETRIEVAL / (1 + rank)
+            fused[code] = fused.get(code, 0.0) + W_RETRIEVAL / (1 + rank)
+        if not ed_first:
+            fused["EMERG"] = 0.0  # the ED is where to go now, not the specialty
         reasons: dict[str, tuple[str, str]] = {}
         ranked = sorted(fused, key=lambda c: -fused[c])
         policy, limit = self.kb.routing, self.kb.paediatric_age_limit
@@ -390,19 +455,23 @@ class Triager:
             if sex == rule.sex and rule.regex.search(low):
                 fused[rule.department] = max(fused.values()) + 0.05
                 reasons[rule.department] = (rule.reason_en, rule.reason_zh)
-        if emergency:
+        if ed_first:
             fused["EMERG"] = max(fused.values()) + 0.1
-            reasons["EMERG"] = ("red flag or emergency urgency", "存在危险信号，需急诊处理")
+            reasons["EMERG"] = ("warning signs: the emergency department sees you first",
+                                "存在危险信号，需先由急诊科处理")
         total = sum(fused.values()) or 1.0
         ranked = sorted(fused, key=lambda c: -fused[c])[:3]
+        words = _complaint_words(coding)
         out = []
         for code in ranked:
             dept = self.catalog[code]
-            en, zh = reasons.get(code) or _matched_terms(text, dept)
+            en, zh = reasons.get(code) or _condition_reason(code, dept, evidence, words)
+            if emergency and code != "EMERG" and code not in reasons:
+                en, zh = f"after the emergency department: {en}", f"急诊处理后：{zh}"
             out.append(DepartmentScore(code=code, name_en=dept.name_en, name_zh=dept.name_zh,
                                        score=round(min(1.0, fused[code] / total), 3),
                                        reason_en=en, reason_zh=zh))
-        return out
+        return out, evidence
 
     def _retrieve_departments(self, text: str) -> list[str]:
         if self.retriever is None or not text.strip():
@@ -545,20 +614,61 @@ def _zh_reason(text: str) -> str:
     return text
 
 
-_STOP = {"and", "the", "for", "with", "that", "this", "have", "has", "are", "was", "but", "not", "you",
-         "your", "from", "when", "all", "any", "can", "its", "also", "such", "other", "like", "after"}
+def _complaint_words(coding: Any) -> tuple[str, str]:
+    """The complaint in the patient's words, e.g. ``("sudden chest pain with sweating",
+    "突然胸痛伴出汗")``; ``("", "")`` without complaint codes."""
+    if coding is None or not coding.codes:
+        return "", ""
+    codes = coding.codes[:2]
+    en_parts = [c.evidence if c.evidence and not any(is_cjk(ch) for ch in c.evidence)
+                else _PLAIN_LABEL.sub("", c.label_en).split(",")[0].lower() for c in codes]
+    zh_parts = [c.evidence if c.evidence and any(is_cjk(ch) for ch in c.evidence) else (c.label_zh or c.label_en)
+                for c in codes]
+    en = " with ".join(dict.fromkeys(p.strip() for p in en_parts if p.strip()))
+    zh = "伴".join(dict.fromkeys(p.strip() for p in zh_parts if p.strip()))
+    if coding.onset == "sudden":
+        en, zh = f"sudden {en}", f"突然{zh}"
+    return en[:120], zh[:60]
 
 
-def _matched_terms(text: str, dept: Any) -> tuple[str, str]:
-    words = {w for w in tokenize(text)
-             if (len(w) > 2 and w not in _STOP) or (re.match(r"[\u4e00-\u9fff]", w) and len(w) > 1)}
-    treats = set(tokenize(dept.treats_en))
-    if any(is_cjk(c) for c in text):  # Chinese words only match Chinese text (no jieba otherwise)
-        treats |= set(tokenize(dept.treats_zh))
-    common = sorted(words & treats, key=len, reverse=True)[:3]
-    if common:
-        return (f"{dept.name_en} treats: {', '.join(common)}", f"{dept.name_zh}诊治：{'、'.join(common)}")
-    return (f"closest match for your symptoms: {dept.name_en}", f"与您的症状最相符：{dept.name_zh}")
+_PLAIN_LABEL = re.compile(r"\s*\([^)]*\)|,?\s*\bNOS\b|,?\s*not elsewhere classified", re.IGNORECASE)
+_GENERIC_NAME = re.compile(r"^(other|unspecified)\b|\bunspecified\b|, not elsewhere classified", re.IGNORECASE)
+
+
+def _condition_reason(code: str, dept: Any, evidence: Any, words: tuple[str, str]) -> tuple[str, str]:
+    """Why a department, in plain words: the condition group that supports it (from the
+    retrieved conditions and ``icd10_departments.yaml``), never a keyword list."""
+    cond = evidence.support(code) if evidence is not None else None
+    what_en, what_zh = words[0] or "your symptoms", words[1] or "您的症状"
+    if cond is None:
+        return (f"{dept.name_en} usually sees problems like {what_en}",
+                f"{what_zh}等问题通常由{dept.name_zh}诊治")
+    example = ""
+    named = next((c for c in evidence.conditions if c.group == cond.group and c.source != "ICD-10-CM"), None) \
+        or (cond if not _GENERIC_NAME.search(cond.name) else None)
+    name = named.name.split(" - ")[-1].split(",")[0].strip().lower() if named is not None else ""
+    name = re.sub(r" in (children|adults|teens|women|men)$", "", name)
+    if name and name not in what_en.lower() and name not in cond.group.en.lower():
+        example = f", such as {name}"
+    return (f"{what_en} can come from {cond.group.en}{example}; {dept.name_en} cares for this",
+            f"{what_zh}可能与{cond.group.zh}有关，由{dept.name_zh}诊治")
+
+
+def _condition_citations(evidence: Any, departments: list[DepartmentScore], k: int = 3) -> list[Citation]:
+    """MedQuAD documents of the retrieved conditions that support the ranked departments
+    (used when there is no retrieval index)."""
+    if evidence is None:
+        return []
+    codes = {d.code for d in departments}
+    out: list[Citation] = []
+    for c in evidence.conditions:
+        if c.url and codes & set(c.group.departments) and c.url not in {x.url for x in out}:
+            title = c.title or c.name
+            out.append(Citation(title=title, source=f"MedQuAD / {c.source}", url=c.url,
+                                snippet=f"{title}: {c.group.en} (ICD-10-CM {c.code})", score=round(c.score, 3)))
+        if len(out) == k:
+            break
+    return out
 
 
 def _open_retriever(settings: Settings) -> Any:
@@ -574,11 +684,9 @@ def _open_retriever(settings: Settings) -> Any:
 
 
 def open_hospital(settings: Settings) -> Any:
-    """SQLAlchemy sessionmaker of the resource tables, or None when the file does not exist."""
-    path = settings.resolved_hospital_db
-    if not path.is_file():
-        return None
-    from assistant.hospital.db import open_db
+    """SQLAlchemy sessionmaker of the resource tables, or None when there are none (no
+    SQLite file; a database server without the tables or out of reach)."""
+    from assistant.hospital.db import open_existing
 
-    return open_db(path, create=False)
+    return open_existing(settings.resolved_hospital_db)
 

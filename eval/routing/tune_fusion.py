@@ -1,0 +1,77 @@
+"""Choose the routing fusion weights on the router's TRAIN split (never its validation split).
+
+The text classifier has seen every train-split example, so its probabilities there are
+over-confident; this script uses out-of-fold probabilities instead (5 folds of the train
+split, the catalog and seed phrases always in training). For each example it computes
+the classifier's, the retrieved conditions' and the NHAMCS prior's department scores
+(the same code as the engine: ``Triager._evidence``), then grid-searches
+``W_CONDITIONS``, ``W_PRIOR`` (``W_CLASSIFIER`` = 1 - the others), the number of
+conditions ``k`` and the softmax temperature, maximising top-1 accepted (ties: top-3).
+The emergency department is left out, as in the engine's specialty ranking.
+
+Usage: ``.venv/bin/python eval/routing/tune_fusion.py``  (a few minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    from assistant.settings import Settings
+    from assistant.triage.complaints import code_complaint
+    from assistant.triage.engine import Triager
+    from assistant.triage.routing import (
+        catalog_examples,
+        dev_set_examples,
+        is_validation,
+        train_router,
+    )
+
+    settings = Settings()
+    triager = Triager(settings, retriever=None, hospital=None)
+    train = [e for e in dev_set_examples(settings.shared_data_dir, triager.kb) if not is_validation(e.text)]
+    catalog = catalog_examples(triager.kb)
+    folds = 5
+    fold = [hashlib.sha256(e.text.encode()).digest()[1] % folds for e in train]
+    probs: list[dict[str, float]] = [{}] * len(train)
+    for f in range(folds):
+        model = train_router(catalog + [e for e, g in zip(train, fold, strict=True) if g != f])
+        for i, (e, g) in enumerate(zip(train, fold, strict=True)):
+            if g == f:
+                p = model.predict_proba([e.text])[0]
+                probs[i] = {str(c): float(v) for c, v in zip(model.classes_, p, strict=True)}
+        print(f"fold {f + 1}/{folds} done", flush=True)
+    codings = [code_complaint(e.text) for e in train]
+    codes = list(triager.catalog)
+    results = []
+    for k, temp in itertools.product((4, 8, 16), (1.0, 2.0, 4.0)):
+        evid = [triager.conditions.evidence(e.text, code_labels=[c.label_en for c in cd.codes],
+                                            codes=[c.code for c in cd.codes], age=None, sex=None, k=k,
+                                            temperature=temp) for e, cd in zip(train, codings, strict=True)]
+        for wc, wp in itertools.product((0.0, 0.1, 0.2, 0.3, 0.4), (0.0, 0.05, 0.1, 0.2)):
+            wl = 1.0 - wc - wp
+            top1 = top3 = 0
+            for e, p, ev in zip(train, probs, evid, strict=True):
+                s = {d: wl * p.get(d, 0) + wc * ev.departments.get(d, 0) + wp * ev.prior.get(d, 0)
+                     for d in codes if d != "EMERG"}
+                ranked = sorted(s, key=lambda d: -s[d])
+                top1 += ranked[0] in e.departments
+                top3 += bool(set(ranked[:3]) & set(e.departments))
+            results.append((top1 / len(train), top3 / len(train), k, temp, round(wl, 2), wc, wp))
+    results.sort(reverse=True)
+    base = max(r for r in results if r[5] == 0 and r[6] == 0)
+    print(f"train split n={len(train)}; classifier alone (out-of-fold): top1={base[0]:.3f} top3={base[1]:.3f}")
+    print("best (top1, top3, k, temperature, W_CLASSIFIER, W_CONDITIONS, W_PRIOR):")
+    for r in results[:10]:
+        print("  ", tuple(round(x, 3) if isinstance(x, float) else x for x in r))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Condition-grounded department routing on the packaged artefacts and real data:
+ICD-10 block table, condition retrieval, NHAMCS prior, warning-sign conditions, plain-word
+reasons with citations, and the policy rules applied after fusion."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant.domain import Disposition
+from assistant.triage.conditions import ConditionIndex, group_of, load_groups
+
+REPO = Path(__file__).resolve().parents[1]
+KB = REPO / "knowledge_base"
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def index() -> ConditionIndex:
+    return ConditionIndex(KB)
+
+
+def test_icd10_table_uses_catalog_codes_and_covers_the_clinical_chapters() -> None:
+    from assistant.kb import default_kb
+
+    groups = load_groups(KB / "icd10_departments.yaml")
+    catalog = set(default_kb(KB).catalog)
+    for g in groups:
+        lo, hi = g.range.split("-")
+        assert lo <= hi and g.en and g.zh and set(g.departments) <= catalog, g
+    with gzip.open(SHARED / "icd10cm" / "icd10.json.gz", "rt", encoding="utf-8") as fh:
+        categories = [c for c in json.load(fh) if len(c) == 3 and c[0] in "ABCDEFGHIJKLMNOPQRST"]
+    missing = [c for c in categories if group_of(groups, c) is None]
+    assert len(missing) / len(categories) < 0.02, missing[:20]
+    assert group_of(groups, "I21.4").departments[0] == "CARDIO"  # heart attack
+    assert group_of(groups, "S22").departments[0] == "THORSURG"  # broken rib
+    assert group_of(groups, "K35").departments[0] == "GENSURG"  # appendicitis
+    assert group_of(groups, "V01") is None and group_of(groups, "x") is None
+
+
+def test_medquad_focus_table_is_derived_and_mostly_right() -> None:
+    rows = [line.split("\t") for line in (REPO / "eval/routing/medquad_focus_icd10.tsv")
+            .read_text(encoding="utf-8").splitlines()[1:]]
+    table = {r[0]: r[1] for r in rows}
+    assert len(table) >= 500
+    groups = load_groups(KB / "icd10_departments.yaml")
+    for focus, prefix in {"Heart Attack": "I21", "Asthma": "J45", "Psoriasis": "L40", "Migraine": "G43",
+                          "Appendicitis": "K35", "Kidney Stones in Adults": "N20"}.items():
+        assert table[focus].startswith(prefix), (focus, table[focus])
+    for focus, department in {"Varicose Veins": "GENSURG", "Gout": "RHEUM", "Glaucoma": "OPHTH",
+                              "Urinary Tract Infections": "UROL", "Diabetes": "ENDO"}.items():
+        assert group_of(groups, table[focus]).departments[0] == department, (focus, table[focus])
+
+
+def test_retrieval_finds_conditions_of_the_right_organ(index: ConditionIndex) -> None:
+    heart = index.retrieve("chest pain on exertion tightness radiating to the left arm", k=8)
+    assert heart and any(c.group.departments[0] == "CARDIO" for c in heart[:3]), heart[:3]
+    skin = index.department_shares(index.retrieve("itchy red scaly patches on my elbows and knees", k=8))
+    assert max(skin, key=skin.get) == "DERM"
+    assert index.retrieve("") == [] and index.retrieve("胸痛") == []  # Chinese needs code labels
+
+
+def test_nhamcs_prior_learned_chest_pain_and_beats_the_complaint_free_baseline(index: ConditionIndex) -> None:
+    prior = index.prior(["10501"], age=60, sex="M")  # NCHS RFV 10501 chest pain
+    assert prior["CARDIO"] > prior.get("THORSURG", 0.0) and prior["CARDIO"] == max(prior.values())
+    assert index.prior(["99999"], age=60, sex="M") == {} and index.prior([], age=None, sex=None) == {}
+    meta = json.loads((KB / "models/conditions/nhamcs_prior.json").read_text(encoding="utf-8"))
+    assert meta["validation_2020"]["log_loss"] < meta["baseline_2020"]["log_loss"]
+    assert meta["validation_2020"]["top3"] > meta["baseline_2020"]["top3"] + 0.2
+
+
+@pytest.mark.parametrize("text", ["Crushing chest pain and sweating for 20 minutes", "胸口压榨样疼痛半小时，出冷汗"])
+def test_chest_pain_with_warning_signs_ranks_cardiology_above_surgery(triager, text) -> None:
+    r = triager.triage(text, age=58, sex="M")
+    codes = [d.code for d in r.departments]
+    assert r.disposition.is_emergency and codes[0] == "EMERG" and r.demand_signal.department == "EMERG"
+    assert "CARDIO" in codes and codes.index("CARDIO") < (codes.index("THORSURG") if "THORSURG" in codes else 9)
+    cardio = r.departments[codes.index("CARDIO")]
+    assert "heart" in cardio.reason_en and "心" in cardio.reason_zh
+    assert any("medlineplus" in c.url or "nhlbi" in c.url for c in r.citations)  # MedQuAD page cited
+
+
+def test_reasons_are_plain_words_not_keyword_lists(triager) -> None:
+    from assistant.triage.render import render_answer
+
+    r = triager.triage("I have an itchy red rash on both arms for a week", age=30)
+    assert r.departments[0].code == "DERM"
+    for d in r.departments:
+        assert "treats:" not in d.reason_en and "诊治：" not in d.reason_zh
+    assert "can come from" in r.departments[0].reason_en and "Dermatology" in r.departments[0].reason_en
+    assert "可能与" in r.departments[0].reason_zh and "皮肤科" in r.departments[0].reason_zh
+    answer = render_answer(r)
+    assert "treats:" not in answer and "Sources:" in answer
+
+
+def test_learned_risk_emergency_keeps_the_specialty_first(settings, hospital_db) -> None:
+    """An emergency from the acuity model alone (no warning sign) says "go to the ED now"
+    and notifies the ED, but the department ranking stays the specialty."""
+    from assistant.triage.acuity import AcuityDecision, AcuityRisk
+    from assistant.triage.engine import Triager
+
+    class AlwaysEmergency:
+        thresholds = {"vitals": {"t_emergency": 0.3}, "no_vitals": {"t_emergency": 0.3}}
+        metadata = {"version": "fake"}
+
+        def emergency_threshold(self, with_vitals: bool) -> float:
+            return 0.3
+
+        def predict(self, coding, **kw):
+            return AcuityRisk(p_emergency=0.9, p_critical=0.1, p_admit=0.5, factors=[], with_vitals=False)
+
+        def decide(self, risk):
+            return AcuityDecision(disposition=Disposition.EMERGENCY, reasons=["fake high risk"])
+
+    t = Triager(settings, retriever=None)
+    t.__dict__["acuity"] = AlwaysEmergency()
+    r = t.triage("itchy rash with pus-filled pimples and blackheads on my face", age=20)
+    assert r.disposition.is_emergency and not r.red_flags
+    assert r.departments[0].code == "DERM" and "EMERG" not in [d.code for d in r.departments]
+    assert r.demand_signal.department == "EMERG"
+    assert r.departments[0].reason_en.startswith("after the emergency department")
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "expected"),
+    [
+        ("tummy ache and diarrhoea for two days", {"age": 5}, "PEDS"),
+        ("a sore throat for three days", {"age": 6}, "ENT"),  # ENT sees children directly
+        ("I feel sick in the mornings and my back aches", {"age": 29, "sex": "F", "pregnant": True}, "OBGYN"),
+        ("pain in my testicle for a week, no injury", {"age": 35, "sex": "M"}, "ANDRO"),
+    ],
+)
+def test_age_sex_pregnancy_rules_apply_after_fusion(triager, text, kwargs, expected) -> None:
+    r = triager.triage(text, **kwargs)
+    assert r.departments[0].code == expected, [d.code for d in r.departments]
+
+
+def test_routing_works_without_the_condition_artefacts(settings, tmp_path) -> None:
+    from assistant.kb import KnowledgeBase
+    from assistant.triage.engine import Triager
+
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(KB, kb_dir, ignore=shutil.ignore_patterns("conditions"))
+    assert not ConditionIndex(kb_dir).available
+    r = Triager(settings, kb=KnowledgeBase(kb_dir), retriever=None, hospital=None).triage(
+        "I have an itchy red rash on both arms for a week", age=30)
+    assert r.departments[0].code == "DERM" and r.departments[0].reason_en and r.citations == []
