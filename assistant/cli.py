@@ -172,6 +172,9 @@ def triage(
     as_json: Annotated[bool, typer.Option("--json", help="Print the TriageResult JSON.")] = False,
     lead_in: Annotated[bool, typer.Option("--lead-in/--no-lead-in", help="LLM lead-in.")] = False,
     book: Annotated[bool, typer.Option("--book/--no-book", help="Book a slot for the demand signal.")] = False,
+    district: Annotated[Optional[str], typer.Option(
+        help="Home district code (region tables, `assistant ops region`): name the community "
+        "health centre that can see a non-urgent patient today.")] = None,
 ) -> None:
     """Triage one complaint: urgency, red flags, department, doctor, demand signal."""
     import json
@@ -183,7 +186,7 @@ def triage(
     settings = _settings()
     ensure_hospital(settings)
     try:
-        profile = PatientProfile(age=age, sex=sex, pregnant=pregnant, language=lang)
+        profile = PatientProfile(age=age, sex=sex, pregnant=pregnant, language=lang, district=district)
     except ValidationError as exc:
         raise ConfigError(f"invalid patient details: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     service = TriageService.from_settings(settings, with_model=lead_in or (book and settings.llm_capable))
@@ -193,6 +196,8 @@ def triage(
         if book:
             data["booking"] = json.loads(json.dumps(turn.booking, default=str)) if turn.booking else None
             data["booking_failed"] = turn.booking_failed
+        if district:
+            data["primary_care"] = turn.primary_care
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         typer.echo(turn.answer)

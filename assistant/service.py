@@ -102,6 +102,14 @@ class PatientProfile(BaseModel):
     sex: Literal["F", "M"] | None = None
     pregnant: bool | None = None
     language: Literal["en", "zh"] | None = None
+    district: str | None = Field(
+        default=None, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
+        description="Home district code (region tables), for the nearest community health centre.")
+
+    @field_validator("district", mode="before")
+    @classmethod
+    def _district(cls, value: Any) -> Any:
+        return None if value in (None, "") else str(value).strip().upper()
 
     @field_validator("age", mode="before")
     @classmethod
@@ -143,6 +151,7 @@ class TurnResult(BaseModel):
     booking_failed: bool = False
     hold_limited: bool = False
     pre_arrival: bool = False
+    primary_care: dict[str, Any] | None = None
     answer: str
 
 
@@ -358,7 +367,7 @@ class TriageService:
 
     def _turn(self, session: PatientSession, message: str | bytes, profile: PatientProfile | None,
               *, book: bool | None, lead_in: bool | None, now: datetime | None, client: str) -> TurnResult:
-        from assistant.triage.render import render_answer
+        from assistant.triage.render import md_escape, render_answer
 
         profile = profile or PatientProfile()
         if isinstance(message, (bytes, bytearray)):
@@ -393,10 +402,29 @@ class TriageService:
             result.lead_in = self.lead_in(complaint, result)
         answer = render_answer(result, booking=session.booking, booking_failed=booking_failed,
                                hold_minutes=self.settings.booking_hold_minutes)
+        primary_care = self.primary_care(result, profile.district)
+        if primary_care is not None:
+            answer += "\n\n" + md_escape(primary_care["zh" if result.language == "zh" else "en"])
         session.turn_no += 1
         session.last_result = result
         return TurnResult(result=result, booking=session.booking, booking_failed=booking_failed,
-                          hold_limited=hold_limited, pre_arrival=pre_arrival, answer=answer)
+                          hold_limited=hold_limited, pre_arrival=pre_arrival, primary_care=primary_care,
+                          answer=answer)
+
+    def primary_care(self, result: TriageResult, district: str | None) -> dict[str, Any] | None:
+        """The community health centre in the patient's district that can see a non-urgent
+        patient today (分级诊疗: primary care first for mild cases), or None.
+
+        Never for an emergency or a same-day disposition outside the region policy's
+        non-urgent list; None without a district, region tables or free capacity. Reads
+        public site facts only (:func:`assistant.operations.service.patient_primary_care_option`);
+        never raises.
+        """
+        if not district or self.hospital is None or result.disposition.is_emergency:
+            return None
+        from assistant.operations.service import patient_primary_care_option
+
+        return patient_primary_care_option(self.hospital, district, result.disposition.value)
 
     @staticmethod
     def wants_booking(result: TriageResult, session: PatientSession, book: bool | None) -> bool:

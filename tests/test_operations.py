@@ -295,3 +295,31 @@ def test_patient_primary_care_option_is_safe(small_db: Path) -> None:
     assert patient_primary_care_option(factory, "\x00" * 500, "consultation") is None
     assert patient_primary_care_option(factory, None, "consultation") is None
     factory.kw["bind"].dispose()
+
+
+def test_patient_turn_names_the_community_centre_only_when_not_urgent(small_db: Path) -> None:
+    """分级诊疗 in the patient answer: a mild complaint from district D4 is told the
+    community health centre can see them today; chest pain with sweating never is."""
+    from assistant.hospital.db import open_db
+    from assistant.service import PatientProfile, PatientSession, TriageService
+    from assistant.settings import Settings
+
+    factory = open_db(small_db, create=False)
+    region.write_region(factory, region.demo_region())
+    service = TriageService(Settings(hospital_db=small_db), hospital=factory)
+    mild = service.turn(PatientSession(), "I have had a mild runny nose and sneezing for two days",
+                        PatientProfile(age=30, district="d4"), book=False)
+    assert not mild.result.disposition.is_emergency
+    assert mild.primary_care is not None and mild.primary_care["site"] == "C4"
+    assert "can see you today" in mild.answer
+    zh = service.turn(PatientSession(), "流鼻涕打喷嚏两天了，不发烧", PatientProfile(age=30, district="D4"), book=False)
+    assert zh.primary_care is not None and "今天可以为您看诊" in zh.answer
+    urgent = service.turn(PatientSession(), "crushing chest pain and sweating for 20 minutes",
+                          PatientProfile(age=60, district="D4"), book=False)
+    assert urgent.result.disposition.is_emergency and urgent.primary_care is None
+    assert "community health centre" not in urgent.answer
+    nowhere = service.turn(PatientSession(), "mild runny nose for two days", PatientProfile(age=30), book=False)
+    assert nowhere.primary_care is None
+    with pytest.raises(ValueError):
+        PatientProfile(district="D4; DROP TABLE")
+    factory.kw["bind"].dispose()

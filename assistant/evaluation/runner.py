@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.evaluation.datasets import REPO
+from assistant.prompts import load_prompt
 from assistant.settings import Settings
 
 
@@ -63,6 +64,7 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
         service = TriageService.from_settings(settings, with_model=lead_in)
     model_id = getattr(service.backend, "model_id", None) or "none (rules + classifier)"
     commit = git_commit()
+    prompt_ref = load_prompt("lead_in").ref if lead_in else None
     config = f"{settings.fingerprint()}:{commit}:{'lead' if lead_in else 'nolead'}"
     done = _done(out_file, config)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,7 @@ def run_triage_cases(settings: Settings, cases: list[dict[str, Any]], out_file: 
                 rows.append(done[case["id"]])
                 continue
             row: dict[str, Any] = {
-                "id": case["id"], "config": config, "model_id": model_id, "prompt": "lead_in@1" if lead_in else None,
+                "id": case["id"], "config": config, "model_id": model_id, "prompt": prompt_ref,
                 "git_commit": commit, "settings_hash": settings.fingerprint(),
                 "gold_disposition": case.get("gold_disposition"), "gold_urgency3": case.get("gold_urgency3"),
                 "gold_departments": case.get("gold_departments") or [], "lang": case.get("lang"),
