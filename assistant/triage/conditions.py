@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from assistant.paths import read_yaml
+
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
@@ -85,8 +87,14 @@ class ConditionGroup:
     zh: str
     departments: tuple[str, ...]
 
-    def contains(self, category: str) -> bool:
+    @cached_property
+    def bounds(self) -> tuple[str, str]:
+        """``(first, last)`` 3-character categories of the range."""
         lo, hi = self.range.split("-")
+        return lo, hi
+
+    def contains(self, category: str) -> bool:
+        lo, hi = self.bounds
         return lo <= category[:3].upper() <= hi
 
 
@@ -101,7 +109,7 @@ def load_groups(path: Path) -> list[ConditionGroup]:
     from assistant.errors import DataError
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)  # JSON-cached parse (cold start)
         rows = data["groups"]
         for row in rows:  # an unquoted comma in a flow mapping silently makes an extra key
             if set(row) != {"range", "en", "zh", "departments"} or not row["departments"]:
@@ -205,7 +213,13 @@ class ConditionIndex:
             return None
         # the group comes from the code and the current table, so a hospital's edited
         # icd10_departments.yaml applies without rebuilding the index
-        conds = [(c, group_of(self.groups, c["code"])) for c in meta["conditions"]]
+        by_category: dict[str, ConditionGroup | None] = {}  # one table scan per category
+        conds = []
+        for c in meta["conditions"]:
+            category = str(c["code"]).replace(".", "").upper()[:3]
+            if category not in by_category:
+                by_category[category] = group_of(self.groups, category)
+            conds.append((c, by_category[category]))
         return {**arrays, "vocab": meta["vocab"], "conditions": conds}
 
     @cached_property
@@ -222,7 +236,7 @@ class ConditionIndex:
         import yaml
 
         try:
-            data = yaml.safe_load((self.kb_dir / "red_flag_conditions.yaml").read_text(encoding="utf-8"))
+            data = read_yaml(self.kb_dir / "red_flag_conditions.yaml")
             return dict(data.get("conditions") or {})
         except (OSError, AttributeError, yaml.YAMLError) as exc:
             log.warning("red_flag_conditions.yaml unavailable (%s)", type(exc).__name__)
