@@ -242,3 +242,21 @@ def test_answer_first_then_the_checked_lead_in(settings, hospital_db, scripted_m
                 assert shown == ""  # the 135M model's noise is withdrawn, never shown
     finally:
         server.close()
+
+
+def test_staff_index_progress_line(tmp_path: Path) -> None:
+    """The staff tab's view of the background literature ingest (make demo serves after a
+    first slice): state, counts, speed and time left; a dead writer reads as failed."""
+    from assistant.knowledge.progress import ProgressWriter
+    from assistant.settings import Settings
+    from assistant.ui.app import index_progress_md
+
+    settings = Settings(data_dir=tmp_path)
+    assert index_progress_md(settings) == "Literature index: no ingest recorded."
+    writer = ProgressWriter(settings)
+    writer.update("running", 2500, 10000, added=1500, seconds=60.0)
+    line = index_progress_md(settings)
+    assert "**running**, 2,500 / 10,000 chunks (25%)" in line and "25.0 chunks/s" in line
+    assert "about 5 min left" in line
+    writer.update("done", 10000, 10000)
+    assert "**done**, 10,000 / 10,000 chunks (100%)" in index_progress_md(settings)

@@ -404,6 +404,25 @@ def _tolerant(component: Any, fallback: Any = None) -> Any:
     return component
 
 
+def index_progress_md(settings: Settings) -> str:
+    """One Markdown line on the literature index being built in the background (``make
+    demo`` serves after a first slice): state, chunks done / total, chunks/s and minutes
+    left, from :func:`assistant.knowledge.index_progress`. Never raises."""
+    from assistant.knowledge.progress import index_progress
+
+    p = index_progress(settings)
+    if p.state == "idle":
+        return "Literature index: no ingest recorded."
+    line = f"Literature index: **{p.state}**, {p.done:,} / {p.total:,} chunks ({p.fraction:.0%})"
+    if p.state == "running" and p.chunks_per_s:
+        line += f", {p.chunks_per_s:.1f} chunks/s"
+        if p.eta_s is not None:
+            line += f", about {p.eta_s / 60:.0f} min left"
+    if p.state == "failed" and p.error:
+        line += f": {md_escape(p.error[:200])}"
+    return line + "."
+
+
 def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle: Any) -> None:
     """The staff console. Its events have no API name (private: absent from
     ``/gradio_api/info``, unnamed in ``/config``, refused by the Gradio clients); the
@@ -458,6 +477,16 @@ def _staff_tab(gr: Any, settings: Settings, staff: Any, accounts: Any, throttle:
         do_dashboard, [auth], [occupancy, chart, queue], api_name=False
     )
     reopt.click(do_reoptimise, [auth], [reopt_out], api_name=False)
+
+    index_md = gr.Markdown()
+
+    def do_index_progress(authed: Any, request: gr.Request) -> str:
+        require(authed, "staff_index_progress", request)
+        return index_progress_md(settings)
+
+    do_index_progress.__annotations__["request"] = gr.Request
+    gr.Button("Literature index progress", elem_id="staff-index").click(
+        do_index_progress, [auth], [index_md], api_name=False)
 
     from assistant.ui.operations_tab import operations_panel  # issue 15: staff-only, same login gate
 
