@@ -23,6 +23,7 @@ from assistant.hospital.migrate import (
     alembic_config,
     current_revision,
     ensure_schema,
+    HEAD_REVISION,
     head_revision,
     migration_options,
     target_metadata,
@@ -147,3 +148,9 @@ def test_migrations_ship_in_the_package() -> None:
     versions = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py"))
     assert (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "script.py.mako").is_file()
     assert versions[0].startswith(BASELINE_REVISION)
+
+
+def test_the_fast_head_constant_is_alembics_head() -> None:
+    """The start-up probe compares with HEAD_REVISION instead of importing Alembic; a new
+    revision without updating it would leave databases un-upgraded."""
+    assert HEAD_REVISION == head_revision()

@@ -213,14 +213,17 @@ class ConditionIndex:
             return None
         # the group comes from the code and the current table, so a hospital's edited
         # icd10_departments.yaml applies without rebuilding the index
-        by_category: dict[str, ConditionGroup | None] = {}  # one table scan per category
-        conds = []
-        for c in meta["conditions"]:
-            category = str(c["code"]).replace(".", "").upper()[:3]
-            if category not in by_category:
-                by_category[category] = group_of(self.groups, category)
-            conds.append((c, by_category[category]))
-        return {**arrays, "vocab": meta["vocab"], "conditions": conds}
+        return {**arrays, "vocab": meta["vocab"], "conditions": meta["conditions"]}
+
+    def _group(self, code: str) -> ConditionGroup | None:
+        """The group of a condition code, looked up when first retrieved (one table scan
+        per 3-character category; the group comes from the current table, so a hospital's
+        edited ``icd10_departments.yaml`` applies without rebuilding the index)."""
+        category = str(code).replace(".", "").upper()[:3]
+        cache = self.__dict__.setdefault("_groups_by_category", {})
+        if category not in cache:
+            cache[category] = group_of(self.groups, category)
+        return cache[category]
 
     @cached_property
     def _prior(self) -> dict[str, Any]:
@@ -248,7 +251,7 @@ class ConditionIndex:
         out: list[RetrievedCondition] = []
         with self._lock:
             index = self._index
-        pages = {} if index is None else {m["name"]: m for m, _ in index["conditions"] if m.get("url")}
+        pages = {} if index is None else {m["name"]: m for m in index["conditions"] if m.get("url")}
         for rule in rule_ids:
             entry = self._warning_signs.get(rule)
             group = group_of(self.groups, str((entry or {}).get("icd10", "")))
@@ -292,8 +295,9 @@ class ConditionIndex:
         top = np.argpartition(-scores, min(k, n_docs - 1))[:k]
         out = []
         for i in sorted(top, key=lambda j: -scores[j]):
-            meta, group = index["conditions"][int(i)]
-            if scores[i] <= 0 or group is None:
+            meta = index["conditions"][int(i)]
+            group = self._group(meta["code"]) if scores[i] > 0 else None
+            if group is None:
                 continue
             out.append(RetrievedCondition(name=meta["name"], code=meta["code"], group=group,
                                           score=float(scores[i]), url=meta.get("url", ""),
