@@ -288,7 +288,8 @@ def serve(
     from assistant.hospital.audit import attach_for
 
     attach_for(settings.resolved_hospital_db)  # audit_log table when the database is a server
-    launch(build_app(settings, backend=get_backend(settings)), host=host, port=port)
+    backend = get_backend(settings) if settings.llm_capable else None  # only a capable model is used
+    launch(build_app(settings, backend=backend), host=host, port=port)
 
 
 db_app = typer.Typer(help="Schema migrations of the hospital database (Alembic).", no_args_is_help=True)

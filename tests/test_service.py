@@ -108,8 +108,10 @@ def test_small_model_never_delays_the_booking(settings, hospital_db, scripted_mo
 def test_served_app_loads_the_configured_model(settings, hospital_db, backend) -> None:  # noqa: ANN001
     from assistant.ui.app import build_app
 
-    app = build_app(settings)
+    app = build_app(settings.model_copy(update={"llm_capable": True}))
     assert app.triage_service.backend is backend  # the configured (cached) embedded model
+    # a model not marked capable is used for nothing when serving: not loaded (memory)
+    assert build_app(settings).triage_service.backend is None
 
 
 def test_profile_rejects_nonsense_age() -> None:

@@ -279,7 +279,8 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
             ``backend``, or with the configured chat model, so that a capable model's
             second opinion and tool-call booking, and the streamed lead-ins, run in the
             served app).
-        backend: chat model to build the service with (None: the configured one; an app
+        backend: chat model to build the service with (None: the configured one when it
+            is marked ``llm_capable``, else no model, since nothing else uses it; an app
             whose model files are missing still starts, on the deterministic paths).
         staff: a :class:`~assistant.agent.staff.StaffConsole` (built if None and a staff
             password is set).
@@ -295,7 +296,10 @@ def build_app(settings: Settings, *, service: TriageService | None = None,
     import gradio as gr
 
     if service is None:
-        if backend is None:
+        if backend is None and settings.llm_capable:
+            # Only a model marked capable is used when serving (second opinion, tool-call
+            # booking, lead-ins, staff tool choice); loading the embedded 135M model for
+            # nothing cost ~0.5 GiB of the server's memory.
             from assistant.errors import AssistantError
             from assistant.llm import get_backend
 
