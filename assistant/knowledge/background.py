@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from assistant.knowledge.embeddings import spawn_detached
 from assistant.knowledge.ingest import IngestSummary, ingest_literature, print_summary
 from assistant.settings import Settings
 
@@ -97,24 +98,8 @@ def start_background_ingest(
     }
     log_path = log_file or Path(settings.data_dir) / "ingest.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from assistant.knowledge.background import _background_main; _background_main()",
-                json.dumps(overrides),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
+    return spawn_detached("assistant.knowledge.background:_background_main", [json.dumps(overrides)],
+                          log_path)
 
 
 def _background_main() -> None:

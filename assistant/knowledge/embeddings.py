@@ -692,14 +692,40 @@ def _take_lock(lock: Path) -> bool:
     return True
 
 
+def spawn_detached(entry: str, args: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -c "from <module> import <fn>; <fn>()" *args`` detached from this
+    process (own session, no stdin, output appended to ``log_path``), with this package
+    importable (its folder on ``PYTHONPATH``).
+
+    Args:
+        entry: ``"module:function"``, e.g. ``"assistant.knowledge.embeddings:_export_main"``.
+        args: the child's ``sys.argv[1:]``.
+        log_path: the child's stdout and stderr (appended; its folder must exist).
+
+    Raises:
+        OSError: the log cannot be opened or the process cannot be started.
+    """
+    module, fn = entry.split(":")
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", f"from {module} import {fn}; {fn}()", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
 def _spawn_scheduled_exports() -> None:
     """atexit hook: one detached export process per scheduled, still missing export."""
     with _LOCK:
         jobs = list(_SCHEDULED.values())
         _SCHEDULED.clear()
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     for model_dir, model_id, target, threads in jobs:
         export_dir = Path(target)
         try:
@@ -709,25 +735,9 @@ def _spawn_scheduled_exports() -> None:
             lock = _lock_path(export_dir)
             if not _take_lock(lock):
                 continue
-            with open(export_dir.parent / "onnx-export.log", "ab") as log:
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        "from assistant.knowledge.embeddings import _export_main; _export_main()",
-                        model_dir,
-                        model_id,
-                        target,
-                        str(threads),
-                        str(lock),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                    start_new_session=True,
-                    close_fds=True,
-                )
+            spawn_detached("assistant.knowledge.embeddings:_export_main",
+                           [model_dir, model_id, target, str(threads), str(lock)],
+                           export_dir.parent / "onnx-export.log")
         except Exception as exc:  # noqa: BLE001 - never fail an exiting process
             logger.debug("could not start the background ONNX export: %s", exc)
 
