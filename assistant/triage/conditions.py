@@ -192,6 +192,7 @@ class ConditionIndex:
     def __init__(self, kb_dir: Path) -> None:
         self.kb_dir = Path(kb_dir)
         self._lock = threading.Lock()
+        self._groups_by_category: dict[str, ConditionGroup | None] = {}
 
     @cached_property
     def groups(self) -> list[ConditionGroup]:
@@ -220,10 +221,9 @@ class ConditionIndex:
         per 3-character category; the group comes from the current table, so a hospital's
         edited ``icd10_departments.yaml`` applies without rebuilding the index)."""
         category = str(code).replace(".", "").upper()[:3]
-        cache = self.__dict__.setdefault("_groups_by_category", {})
-        if category not in cache:
-            cache[category] = group_of(self.groups, category)
-        return cache[category]
+        if category not in self._groups_by_category:
+            self._groups_by_category[category] = group_of(self.groups, category)
+        return self._groups_by_category[category]
 
     @cached_property
     def _prior(self) -> dict[str, Any]:
