@@ -37,8 +37,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
 from assistant.errors import DataError
+from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
 from assistant.triage.red_flags import affirmed_spans, normalize_text
 from assistant.triage.vitals import PATTERNS as _VITAL_PATTERNS
 
@@ -193,9 +193,16 @@ _INVERTIBLE_HEADS = {"pain", "injury", "swelling", "discomfort", "laceration", "
 class ComplaintVocabulary:
     """The loaded vocabulary and its phrase index (build once, read-only afterwards)."""
 
-    def __init__(self, data: _VocabularyFile) -> None:
+    def __init__(self, data: _VocabularyFile,
+                 index: tuple[dict[tuple[str, ...], list[tuple[str, str]]], int] | None = None) -> None:
         self.entries: dict[str, VocabularyEntry] = {e.code: e for e in data.codes}
-        self.index: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self._embed_lock = threading.Lock()
+        self._embed_matrix: Any = None
+        self._embed_codes: list[str] = []
+        if index is not None:  # built earlier from the same file and code (see _load_cached)
+            self.index, self.max_len = index
+            return
+        self.index = {}
         self.max_len = 1
         for e in data.codes:
             self._add(e.label_en.rstrip(". "), e.code, "label")
@@ -216,9 +223,6 @@ class ComplaintVocabulary:
                 inv = (key[-1],) + key[:-1]
                 self.index.setdefault(inv, hits)
         self.max_len = min(self.max_len, MAX_PHRASE_TOKENS)
-        self._embed_lock = threading.Lock()
-        self._embed_matrix: Any = None
-        self._embed_codes: list[str] = []
 
     def _add(self, phrase: str, code: str, kind: str) -> None:
         key = _key(phrase)
@@ -271,9 +275,24 @@ class ComplaintVocabulary:
 def _load_cached(path: str, mtime: float) -> ComplaintVocabulary:  # mtime: part of the key
     try:
         raw = read_yaml(Path(path))
-        return ComplaintVocabulary(_VocabularyFile.model_validate(raw))
+        data = _VocabularyFile.model_validate(raw)
     except (OSError, yaml.YAMLError, ValueError) as exc:
         raise DataError(f"invalid complaint vocabulary {path}: {exc}") from exc
+    # the phrase index (~0.1 s to tokenise every phrase) is cached on disk, keyed on the
+    # vocabulary file's content and on the code that tokenises it (this module and
+    # red_flags.normalize_text); see assistant.cache
+    from assistant.cache import cached_derived, content_key
+    from assistant.triage import red_flags
+
+    key = content_key(Path(path), Path(__file__), Path(red_flags.__file__))
+    built: list[ComplaintVocabulary] = []
+
+    def build() -> tuple[dict[tuple[str, ...], list[tuple[str, str]]], int]:
+        built.append(ComplaintVocabulary(data))
+        return built[0].index, built[0].max_len
+
+    index = cached_derived("complaint-index", path, key, build)
+    return built[0] if built else ComplaintVocabulary(data, index=index)
 
 
 def load_vocabulary(path: str | Path | None = None) -> ComplaintVocabulary:

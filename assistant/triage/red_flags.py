@@ -41,6 +41,7 @@ are examined, so matching is linear in the input and a 1 MB message cannot hang 
 from __future__ import annotations
 
 import bisect
+import contextvars
 import dataclasses
 import functools
 import re
@@ -51,6 +52,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from assistant.cache import RegexStore, content_key
 from assistant.domain import Disposition
 from assistant.errors import DataError
 from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
@@ -71,6 +73,14 @@ _CLAUSE_BREAK = re.compile(
 _SENTENCE_BREAK = re.compile(r"[;!?。！？；\n]|\.(?!\d)")
 _QUOTES = re.compile(r"[\u2018\u2019\u201b\u2032`\u00b4]")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_REGEX_STORE: contextvars.ContextVar[RegexStore | None] = contextvars.ContextVar("_REGEX_STORE", default=None)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """``re.compile(pattern)``, through the rule file's compiled-pattern cache while a
+    rule file is being loaded (see :class:`assistant.cache.RegexStore`)."""
+    store = _REGEX_STORE.get()
+    return re.compile(pattern) if store is None else store.compile(pattern)
 
 
 # --------------------------------------------------------------------------- models
@@ -104,7 +114,7 @@ class TermGroup(BaseModel):
             raise ValueError("a group needs patterns or temp_c_at_least")
         if self.patterns:
             try:
-                self._regex = re.compile("|".join(f"(?:{p})" for p in self.patterns))
+                self._regex = _compile("|".join(f"(?:{p})" for p in self.patterns))
             except re.error:  # name the bad pattern (compiling each one costs time only here)
                 for pattern in self.patterns:
                     try:
@@ -236,16 +246,16 @@ class ContextLexicon(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         for name in ("negation_pre", "negation_post", "history_post"):
             cues: list[_Cue] = getattr(self, name)
-            self._compiled[name] = [(re.compile(c.pattern), c.max_tokens) for c in cues]
+            self._compiled[name] = [(_compile(c.pattern), c.max_tokens) for c in cues]
         for name in ("pseudo", "current"):
             # compiled one by one: a pattern may use a back-reference (\1)
-            self._compiled[name] = [re.compile(p) for p in getattr(self, name)]
+            self._compiled[name] = [_compile(p) for p in getattr(self, name)]
         for name in ("history", "family", "hypothetical"):
             default = self.window.get(name, 10)  # type: ignore[call-overload]
             scoped = [c if isinstance(c, _ScopedCue) else _ScopedCue(pattern=c)
                       for c in getattr(self, name)]
             self._compiled[name] = [
-                (re.compile(c.pattern), c.direction, default if c.max_tokens is None else c.max_tokens)
+                (_compile(c.pattern), c.direction, default if c.max_tokens is None else c.max_tokens)
                 for c in scoped]
 
     def compiled(self, name: str) -> list[Any]:
@@ -312,6 +322,24 @@ def _load_kb(path: str | Path | None) -> _KnowledgeBase:
 
 @functools.lru_cache(maxsize=8)
 def _load_kb_cached(path: str, mtime: float) -> _KnowledgeBase:  # mtime: part of the cache key
+    # the rules' regexes (and the typo lexicon's key words) go through an on-disk cache
+    # keyed on the content of the rule file and of this module (a cold start otherwise
+    # spends ~0.15-0.2 s in re's pure-Python compiler and in _key_words)
+    try:
+        store: RegexStore | None = RegexStore(path, content_key(Path(path), Path(__file__)))
+    except Exception:  # noqa: BLE001 - no cache: compile as usual
+        store = None
+    token = _REGEX_STORE.set(store)
+    try:
+        kb = _build_kb(path)
+    finally:
+        _REGEX_STORE.reset(token)
+    if store is not None:
+        store.save()
+    return kb
+
+
+def _build_kb(path: str) -> _KnowledgeBase:
     try:
         raw = read_yaml(Path(path))
     except (OSError, yaml.YAMLError) as exc:
@@ -451,6 +479,14 @@ _ESCAPE = re.compile(r"\\w\{\d{1,2},(\d{1,2})\}|\\[a-zA-Z]")
 _RUN = re.compile(r"(?<![a-z\\])([a-z]{3,})(?![a-z])(\x01\d{1,2}|\?)?")
 
 
+def _key_words_cached(patterns: list[str]) -> tuple[set[str], dict[str, int]]:
+    """:func:`_key_words`, through the rule file's on-disk cache while it is loaded."""
+    store = _REGEX_STORE.get()
+    if store is None:
+        return _key_words(patterns)
+    return store.memo("key_words", tuple(patterns), lambda: _key_words(patterns))
+
+
 def _key_words(patterns: list[str]) -> tuple[set[str], dict[str, int]]:
     """Whole English words and word stems that a list of patterns spells out literally.
 
@@ -506,6 +542,7 @@ class _Speller:
             if len(stem) >= 4:
                 for key in _deletes(stem) | {stem}:
                     self._stem_index.setdefault(key, set()).add(stem)
+        self._rivals: dict[str, set[str]] | None = None
         self._cache: dict[str, str] = {}
 
     @classmethod
@@ -516,7 +553,7 @@ class _Speller:
             groups = [g for c in rule.match for g in (*c.all_of, *c.none_of)]
             groups += [g for g in (rule.pregnancy, rule.age.terms if rule.age else None) if g]
             patterns += [p for g in groups for p in g.patterns]
-        words, stems = _key_words(patterns)
+        words, stems = _key_words_cached(patterns)
         words |= set(config.extra_words)
         cue_patterns = [c.pattern for name in ("negation_pre", "negation_post", "history_post")
                         for c in getattr(context, name)]
@@ -524,7 +561,7 @@ class _Speller:
         cue_patterns += [c if isinstance(c, str) else c.pattern
                          for name in ("history", "family", "hypothetical")
                          for c in getattr(context, name)]
-        cue_words, cue_stems = _key_words(cue_patterns)
+        cue_words, cue_stems = _key_words_cached(cue_patterns)
         return cls(words, stems, set(config.protect) | cue_words | set(cue_stems), config)
 
     def _known(self, token: str) -> bool:
@@ -554,8 +591,24 @@ class _Speller:
             return 0 if sorted(token) == sorted(word) else 2
         return 1
 
+    def _real_rival(self, token: str, word: str) -> bool:
+        """Whether a protected real word (``fuzzy.protect``, not a key word) is one edit
+        from ``token`` by an edit at least as likely as the one to ``word``."""
+        if self._rivals is None:  # built on first use (start-up cost stays nil)
+            self._rivals = {}
+            for real in self.config.protect:
+                if len(real) >= 4 and real not in self.words:
+                    for key in _deletes(real) | {real}:
+                        self._rivals.setdefault(key, set()).add(real)
+        rank = self._edit_rank(token, word)
+        if rank < 2:  # a dropped, extra, doubled or swapped letter is the likelier typo
+            return False
+        return any(_osa(token, real) == 1 and self._edit_rank(token, real) <= rank
+                   for key in _deletes(token) | {token} for real in self._rivals.get(key, ()))
+
     def correct(self, token: str) -> str:
-        """The corrected token (the token itself when nothing is one edit away)."""
+        """The corrected token (the token itself when nothing is one edit away, or when
+        a real English word is an equally likely reading, see :meth:`_real_rival`)."""
         cached = self._cache.get(token)
         if cached is not None:
             return cached
@@ -572,7 +625,10 @@ class _Speller:
                             if len(rest) <= self.stems[stem] and _osa(head, stem) == 1:
                                 found.add(stem + rest)
             if found:
-                result = min(found, key=lambda w: (self._edit_rank(token, w), w))
+                best = min(found, key=lambda w: (self._edit_rank(token, w), w))
+                # an equally likely edit to a real English word ("scurring": spurring,
+                # slurring) makes the typo ambiguous: never guess a red-flag word then
+                result = token if self._real_rival(token, best) else best
         if len(self._cache) < 50_000:
             self._cache[token] = result
         return result
