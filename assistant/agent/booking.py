@@ -114,6 +114,9 @@ class BookResourcesArgs(BaseModel):
     disposition: Disposition = Field(description="Disposition of the signal.")
 
 
+BOOKING_CALL_TOKENS = 128  # token budget of the model's book_resources call
+
+
 def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict[str, Any] | None]:
     """Ask the chat model to call ``book_resources`` for ``signal``.
 
@@ -138,7 +141,10 @@ def request_booking_call(backend: Any, signal: DemandSignal) -> tuple[bool, dict
         func=lambda **kw: "", name="book_resources", args_schema=args_schema,
         description="Book a clinic slot for a triaged patient's demand signal.",
     )
-    chat = LocalChatModel(backend=backend, max_new_tokens=64).bind_tools([tool], tool_choice="book_resources")
+    # 128: the call alone is ~60 tokens (a 32-hex signal id, three fields, a server's JSON
+    # indentation); 64 cut real calls short on llama.cpp's server
+    chat = LocalChatModel(backend=backend, max_new_tokens=BOOKING_CALL_TOKENS).bind_tools(
+        [tool], tool_choice="book_resources")
     prompt = (
         "Book care for this demand signal by calling book_resources with its exact values.\n"
         f"signal_id: {signal.id}\ndepartment: {signal.department}\ndisposition: {signal.disposition.value}"

@@ -302,7 +302,7 @@ class OpenAIBackend:
             messages: OpenAI chat messages (may hold ``tool_calls`` and ``tool`` turns).
             tools: OpenAI tool dicts (``convert_to_openai_tool`` outputs).
             tool_choice: None/"auto" (a text answer is allowed), "any"/"required", or a
-                tool name.
+                tool name (sent as "required" when it is the only tool offered).
             max_new_tokens: cap on generated tokens.
 
         Returns:
@@ -318,14 +318,18 @@ class OpenAIBackend:
         by_name = {t["function"]["name"]: t["function"] for t in tools}
         if tool_choice in (None, "auto"):
             choice: Any = "auto"
-        elif tool_choice in ("any", "required"):
+        elif tool_choice in ("any", "required") or (len(by_name) == 1 and tool_choice in by_name):
+            # one offered tool + "required" is that tool: the portable spelling (llama.cpp's
+            # server accepts only the string forms; vLLM and OpenAI accept both)
             choice = "required"
         else:
             choice = {"type": "function", "function": {"name": tool_choice}}
         chat = [*messages]
         error = ""
         for attempt in (1, 2):
-            response = self._create(chat, budget, tools=list(tools), tool_choice=choice)
+            # one call is read: ask for one (else a server may spend the budget on a second)
+            response = self._create(chat, budget, tools=list(tools), tool_choice=choice,
+                                    parallel_tool_calls=False)
             message = response.choices[0].message
             calls = message.tool_calls or []
             if not calls and choice == "auto" and (message.content or "").strip():
