@@ -26,12 +26,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Derived-structure cache of this test session (assistant.cache), not the user's."""
+    return tmp_path_factory.mktemp("derived-cache")
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ASSISTANT_* variable or ./assistant.toml of the developer leaks into a test."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, session_cache_dir: Path) -> None:
+    """No ASSISTANT_* variable or ./assistant.toml of the developer leaks into a test, and
+    the on-disk caches of derived structures go to a folder of this test session."""
     for key in list(os.environ):
         if key.upper().startswith("ASSISTANT_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(session_cache_dir))
     monkeypatch.chdir(tmp_path)
 
 

@@ -149,3 +149,25 @@ def test_routing_works_without_the_condition_artefacts(settings, tmp_path) -> No
     r = Triager(settings, kb=KnowledgeBase(kb_dir), retriever=None, hospital=None).triage(
         "I have an itchy red rash on both arms for a week", age=30)
     assert r.departments[0].code == "DERM" and r.departments[0].reason_en and r.citations == []
+
+
+def test_departments_that_do_not_see_the_patient_are_never_ranked(triager) -> None:
+    """Catalog ``sex`` / ``age_below_years``: no Andrology for a woman, no Obstetrics and
+    Gynaecology for a man, no Paediatrics for an adult (also not via the hospital index)."""
+    woman = triager.triage("脚后跟早上下地第一步特别疼，一个多月了", age=48, sex="F")
+    man = triager.triage("We've been trying for a baby for 18 months and I want a sperm test", age=34, sex="M")
+    adult = triager.triage("Diarrhoea and vomiting since last night after a takeaway", age=31, sex="F")
+    assert "ANDRO" not in [d.code for d in woman.departments], [d.code for d in woman.departments]
+    assert "OBGYN" not in [d.code for d in man.departments], [d.code for d in man.departments]
+    assert "PEDS" not in [d.code for d in adult.departments], [d.code for d in adult.departments]
+    # unknown sex and age: every department may be ranked
+    assert triager._sees("ANDRO", None, None) and triager._sees("PEDS", None, None)
+    assert not triager._sees("PEDS", 14, None) and triager._sees("PEDS", 13.5, "M")
+
+
+def test_a_child_goes_to_a_direct_specialty_only_when_the_words_point_there(triager) -> None:
+    """Conditions and the NHAMCS prior alone do not send a child past paediatrics."""
+    bedwetting = triager.triage("My 7 year old wets the bed a few nights a week", age=7, sex="M")
+    assert bedwetting.departments[0].code == "PEDS", [d.code for d in bedwetting.departments]
+    bead = triager.triage("My 5 year old pushed a bead up his nose", age=5, sex="M")
+    assert bead.departments[0].code == "ENT", [d.code for d in bead.departments]

@@ -5,8 +5,10 @@ over-confident; this script uses out-of-fold probabilities instead (5 folds of t
 split, the catalog and seed phrases always in training). For each example it computes
 the classifier's, the retrieved conditions' and the NHAMCS prior's department scores
 (the same code as the engine: ``Triager._evidence``), then grid-searches
-``W_CONDITIONS``, ``W_PRIOR`` (``W_CLASSIFIER`` = 1 - the others), the number of
-conditions ``k`` and the softmax temperature, maximising top-1 accepted (ties: top-3).
+``W_CONDITIONS``, ``W_PRIOR`` (``W_CLASSIFIER`` = 1 - the others), ``W_RETRIEVAL`` (the
+hospital index's department passages, 1 / (1 + rank); only when an index is built), the
+number of conditions ``k`` and the softmax temperature, maximising top-1 accepted (ties:
+top-3).
 The emergency department is left out, as in the engine's specialty ranking.
 
 Usage: ``.venv/bin/python eval/routing/tune_fusion.py``  (a few minutes on 2 cores)
@@ -50,25 +52,29 @@ def main() -> None:
         print(f"fold {f + 1}/{folds} done", flush=True)
     codings = [code_complaint(e.text) for e in train]
     codes = list(triager.catalog)
+    retrieved = [[d for d in triager._retrieve_departments(e.text) if d != "EMERG"] for e in train]
+    w_retrieval = (0.0, 0.05, 0.1, 0.15) if triager.retriever is not None else (0.0,)
     results = []
     for k, temp in itertools.product((4, 8, 16), (1.0, 2.0, 4.0)):
         evid = [triager.conditions.evidence(e.text, code_labels=[c.label_en for c in cd.codes],
                                             codes=[c.code for c in cd.codes], age=None, sex=None, k=k,
                                             temperature=temp) for e, cd in zip(train, codings, strict=True)]
-        for wc, wp in itertools.product((0.0, 0.1, 0.2, 0.3, 0.4), (0.0, 0.05, 0.1, 0.2)):
+        for wc, wp, wr in itertools.product((0.0, 0.1, 0.2, 0.3, 0.4), (0.0, 0.05, 0.1, 0.2), w_retrieval):
             wl = 1.0 - wc - wp
             top1 = top3 = 0
-            for e, p, ev in zip(train, probs, evid, strict=True):
+            for e, p, ev, ret in zip(train, probs, evid, retrieved, strict=True):
                 s = {d: wl * p.get(d, 0) + wc * ev.departments.get(d, 0) + wp * ev.prior.get(d, 0)
                      for d in codes if d != "EMERG"}
+                for rank, d in enumerate(ret):
+                    s[d] += wr / (1 + rank)
                 ranked = sorted(s, key=lambda d: -s[d])
                 top1 += ranked[0] in e.departments
                 top3 += bool(set(ranked[:3]) & set(e.departments))
-            results.append((top1 / len(train), top3 / len(train), k, temp, round(wl, 2), wc, wp))
+            results.append((top1 / len(train), top3 / len(train), k, temp, round(wl, 2), wc, wp, wr))
     results.sort(reverse=True)
-    base = max(r for r in results if r[5] == 0 and r[6] == 0)
+    base = max(r for r in results if r[5] == 0 and r[6] == 0 and r[7] == 0)
     print(f"train split n={len(train)}; classifier alone (out-of-fold): top1={base[0]:.3f} top3={base[1]:.3f}")
-    print("best (top1, top3, k, temperature, W_CLASSIFIER, W_CONDITIONS, W_PRIOR):")
+    print("best (top1, top3, k, temperature, W_CLASSIFIER, W_CONDITIONS, W_PRIOR, W_RETRIEVAL):")
     for r in results[:10]:
         print("  ", tuple(round(x, 3) if isinstance(x, float) else x for x in r))
 
