@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -150,3 +151,26 @@ def postgres_server():  # noqa: ANN201
         pytest.skip(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def bed_tools():  # noqa: ANN201
+    """Two staff-style LangChain tools for tool-calling tests: ``bed_status`` (an enum
+    argument; returns "3") and ``find_doctor`` (a free-text argument; returns "Dr Wang")."""
+    from langchain_core.tools import tool
+
+    @tool
+    def bed_status(department: Literal["ICU", "CARDIO", "PEDS", "RESP"]) -> str:
+        """Count free beds in one department.
+
+        Args:
+            department: canonical department code.
+        """
+        return "3"
+
+    @tool
+    def find_doctor(name: str) -> str:
+        """Look a doctor up by name."""
+        return "Dr Wang"
+
+    return bed_status, find_doctor

@@ -92,26 +92,12 @@ def test_schema_compilation_is_cached(backend) -> None:  # noqa: ANN001
     assert backend.grammars.compiles == n
 
 
-def test_tool_call_through_langchain_adapter(backend) -> None:  # noqa: ANN001
+def test_tool_call_through_langchain_adapter(backend, bed_tools) -> None:  # noqa: ANN001
     from langchain_core.messages import AIMessage
-    from langchain_core.tools import tool
 
     from assistant.llm.langchain_adapter import LocalChatModel
 
-    @tool
-    def bed_status(department: Literal["ICU", "CARDIO", "PEDS", "RESP"]) -> str:
-        """Count free beds in one department.
-
-        Args:
-            department: canonical department code.
-        """
-        return "3"
-
-    @tool
-    def find_doctor(name: str) -> str:
-        """Look a doctor up by name."""
-        return "Dr Wang"
-
+    bed_status, find_doctor = bed_tools
     chat = LocalChatModel(backend=backend, max_new_tokens=64)
     msg = chat.bind_tools([bed_status, find_doctor], tool_choice="any").invoke(
         "How many free ICU beds are there?"

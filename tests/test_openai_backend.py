@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -53,28 +54,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def llm_server(settings) -> Iterator[str]:  # noqa: ANN001
-    """``transformers serve <local folder>`` on 127.0.0.1; yields the ``/v1`` base URL."""
-    from assistant.llm.loading import serving_dir
-
-    folder = serving_dir(settings)
-    port = _free_port()
-    exe = Path(sys.executable).with_name("transformers")
-    log_path = settings.data_dir / "transformers-serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+@contextmanager
+def _serving(name: str, argv: list[str], log_path: Path, port: int,
+             env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run one OpenAI-compatible server on 127.0.0.1:``port`` until ``/health`` answers
+    200; yield its ``/v1`` base URL; stop it afterwards. A server that exits or is not
+    ready within ``STARTUP_S`` fails the test with the end of its log."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(exe), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port),
-             "--device", "cpu", "--log-level", "info"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited {proc.returncode}:\n"
+                pytest.fail(f"{name} exited {proc.returncode}:\n"
                             f"{log_path.read_text(errors='replace')[-2000:]}")
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
@@ -82,7 +75,7 @@ def llm_server(settings) -> Iterator[str]:  # noqa: ANN001
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve not ready after {STARTUP_S} s")
+                pytest.fail(f"{name} not ready after {STARTUP_S} s")
             time.sleep(0.3)
         yield f"{base}/v1"
     finally:
@@ -92,6 +85,21 @@ def llm_server(settings) -> Iterator[str]:  # noqa: ANN001
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def llm_server(settings) -> Iterator[str]:  # noqa: ANN001
+    """``transformers serve <local folder>`` on 127.0.0.1; yields the ``/v1`` base URL."""
+    from assistant.llm.loading import serving_dir
+
+    port = _free_port()
+    exe = Path(sys.executable).with_name("transformers")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    argv = [str(exe), "serve", str(serving_dir(settings)), "--host", "127.0.0.1",
+            "--port", str(port), "--device", "cpu", "--log-level", "info"]
+    with _serving("transformers serve", argv, settings.data_dir / "transformers-serve.log",
+                  port, env) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -268,36 +276,11 @@ def llama_server(settings) -> Iterator[str]:  # noqa: ANN001
     gguf = resolve_model_source(settings).gguf_path
     assert gguf is not None and gguf.is_file()
     port = _free_port()
-    log_path = settings.data_dir / "llama-server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-             "--alias", "smollm2", "--jinja", "--chat-template-file", str(TOOLS_TEMPLATE),
-             "-c", "2048", "-np", "1", "-t", "2", "--no-webui"],
-            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama-server exited {proc.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama-server not ready after {STARTUP_S} s")
-            time.sleep(0.2)
-        yield f"{base}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+    argv = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+            "--alias", "smollm2", "--jinja", "--chat-template-file", str(TOOLS_TEMPLATE),
+            "-c", "2048", "-np", "1", "-t", "2", "--no-webui"]
+    with _serving("llama-server", argv, settings.data_dir / "llama-server.log", port) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -352,11 +335,9 @@ def test_llama_server_output_follows_the_schema_first_time(constrained) -> None:
     assert sent[0]["response_format"]["json_schema"]["schema"] == Urgency.model_json_schema()
 
 
-def test_llama_server_native_tool_calls(constrained, tmp_path: Path) -> None:  # noqa: ANN001
+def test_llama_server_native_tool_calls(constrained, bed_tools, tmp_path: Path) -> None:  # noqa: ANN001
     """tools + tool_choice go through the server's tools API and come back as parsed
     ``tool_calls`` with schema-valid arguments, through LangChain and the booking step."""
-    from langchain_core.tools import tool
-
     from assistant.agent.booking import book_resources, request_booking_call
     from assistant.domain import DemandSignal, Disposition
     from assistant.hospital.db import open_db
@@ -364,20 +345,7 @@ def test_llama_server_native_tool_calls(constrained, tmp_path: Path) -> None:  #
     from assistant.kb.catalog import DEPARTMENT_CODES
     from assistant.llm.langchain_adapter import LocalChatModel
 
-    @tool
-    def bed_status(department: Literal["ICU", "CARDIO", "PEDS", "RESP"]) -> str:
-        """Count free beds in one department.
-
-        Args:
-            department: canonical department code.
-        """
-        return "3"
-
-    @tool
-    def find_doctor(name: str) -> str:
-        """Look a doctor up by name."""
-        return "Dr Wang"
-
+    bed_status, find_doctor = bed_tools
     sent = _spy_requests(constrained)
     try:
         msg = LocalChatModel(backend=constrained, max_new_tokens=160).bind_tools(
