@@ -43,9 +43,14 @@ MAX_ENTRIES_PER_KIND = 16
 _PY_TAG = f"{sys.version}|{sys.implementation.cache_tag}|{marshal.version}|{FORMAT_VERSION}"
 
 
+CACHE_DIR_ENV = "ASSISTANT_CACHE_DIR"
+"""Environment variable naming the cache folder (a process setting, like
+``ASSISTANT_CONFIG``: read before any :class:`~assistant.settings.Settings` exists)."""
+
+
 def cache_root() -> Path:
     """The cache folder: ``$ASSISTANT_CACHE_DIR`` or ``~/.cache/triage-assistant``."""
-    return Path(os.environ.get("ASSISTANT_CACHE_DIR") or Path.home() / ".cache" / "triage-assistant")
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "triage-assistant")
 
 
 def content_key(*parts: str | bytes | Path) -> str:

@@ -42,11 +42,12 @@ def read_yaml(path: Path) -> object:
     import json
     import os
 
+    from assistant.cache import cache_root
+
     path = Path(path)
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-    cache_root = Path(os.environ.get("ASSISTANT_CACHE_DIR") or Path.home() / ".cache" / "triage-assistant")
-    cached = cache_root / "yaml" / f"{key}.json"
+    cached = cache_root() / "yaml" / f"{key}.json"
     try:
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):

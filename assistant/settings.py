@@ -27,6 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.cache import CACHE_DIR_ENV
 from assistant.errors import ConfigError
 
 ENV_PREFIX = "ASSISTANT_"
@@ -289,7 +290,7 @@ def _unknown_env_keys() -> list[str]:
     unknown = []
     for key in os.environ:
         upper = key.upper()
-        if upper.startswith(ENV_PREFIX) and upper != CONFIG_ENV:
+        if upper.startswith(ENV_PREFIX) and upper not in (CONFIG_ENV, CACHE_DIR_ENV):
             if upper[len(ENV_PREFIX):] not in known:
                 unknown.append(key)
     return sorted(unknown)

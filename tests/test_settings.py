@@ -34,6 +34,18 @@ def test_env_var_sets_field(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.num_threads, s.default_language) == (3, "zh")
 
 
+def test_cache_dir_variable_is_not_an_unknown_setting(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path) -> None:  # noqa: ANN001
+    """ASSISTANT_CACHE_DIR (the derived-structure cache, read before any Settings) is a
+    process variable like ASSISTANT_CONFIG, not a misspelt setting."""
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("ASSISTANT_NUM_THREAD", "3")
+    with pytest.raises(ConfigError, match=r"unknown setting in environment: ASSISTANT_NUM_THREAD$"):
+        load_settings()
+    monkeypatch.delenv("ASSISTANT_NUM_THREAD")
+    assert load_settings().num_threads >= 1
+
+
 def test_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASSISTANT_DEVICE", "tpu")
     with pytest.raises(ConfigError, match="setting 'device'"):
