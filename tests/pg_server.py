@@ -18,12 +18,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from servers import free_port
 
 
 def find_bin_dir() -> Path | None:
@@ -31,12 +32,6 @@ def find_bin_dir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -103,7 +98,7 @@ def start_postgres() -> PostgresServer:
     _run(run_as, [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", user, "-A", "trust",
                   "-E", "UTF8", "--locale=C", "--no-sync"])
     for attempt in range(3):
-        port = _free_port()
+        port = free_port()
         opts = (f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
                 "-c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB")
         proc = _run(run_as, [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-o", opts,

@@ -10,17 +10,14 @@ come up; nothing is mocked.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_port, serving
 
 from assistant.knowledge import Retriever, ingest_hospital_records, ingest_literature
 from assistant.knowledge.store import forget_client, get_client
@@ -55,12 +52,6 @@ def _chroma_cli() -> str | None:
     return shutil.which("chroma")
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _heartbeat(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as response:
@@ -76,32 +67,12 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if cli is None:
         pytest.skip("the `chroma` CLI (installed with chromadb) is not on PATH")
     path = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [cli, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _heartbeat(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = (path / "server.log").read_text(errors="replace")[-800:]
-                pytest.skip(f"`chroma run` did not start on {url} (exit {proc.poll()}): {tail}")
-            time.sleep(0.2)
+    argv = [cli, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)]
+    with serving("`chroma run`", argv, path / "server.log", lambda: _heartbeat(url),
+                 timeout_s=START_TIMEOUT_S, give_up=pytest.skip, stop_timeout_s=10):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

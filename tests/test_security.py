@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import socket
 import sqlite3
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from servers import free_port
 
 from assistant.errors import AuthError, StorageError
 from assistant.ui.auth import (
@@ -191,12 +191,6 @@ def test_audit_lines_and_client_ref(tmp_path: Path) -> None:
 # --- served app over HTTP ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def secure_app(settings, tmp_path_factory):  # noqa: ANN001, ANN201
     """(base url, blocks, data_dir): the hardened app with its own data dir and demo hospital."""
@@ -212,7 +206,7 @@ def secure_app(settings, tmp_path_factory):  # noqa: ANN001, ANN201
     build_demo_hospital(s.resolved_hospital_db, seed=7)
     add_account(s.resolved_staff_accounts_file, "dr.li", "dr-li-password", rounds=4)
     blocks = build_app(s, backend=ScriptedChatModel())
-    server = BackgroundServer(blocks, host="127.0.0.1", port=_free_port())
+    server = BackgroundServer(blocks, host="127.0.0.1", port=free_port())
     yield server.url, blocks, data
     server.close()
 
@@ -424,8 +418,9 @@ def test_corrupt_hospital_db_is_one_line_exit_2(tmp_path: Path, monkeypatch, cap
 @pytest.mark.parametrize("failure", ["oserror", "sqlite_full"])
 def test_disk_full_during_hospital_demo_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys,  # noqa: ANN001
                                                            failure: str) -> None:
-    import assistant.hospital.demo as demo
     from sqlalchemy.exc import OperationalError
+
+    import assistant.hospital.demo as demo
 
     def full(*_a: object, **_k: object) -> None:
         if failure == "oserror":
@@ -471,8 +466,9 @@ def test_serve_refuses_broken_index_unless_allowed(tmp_path: Path, monkeypatch, 
     code, err = _run_cli(monkeypatch, capsys, "serve", "--port", "1")
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1 and "--allow-no-index" in lines[0] and not served
-    from assistant.cli import app
     from typer.testing import CliRunner
+
+    from assistant.cli import app
 
     result = CliRunner().invoke(app, ["serve", "--port", "1", "--allow-no-index"])
     assert result.exit_code == 0, result.output

@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(settings, hospital_db):  # noqa: ANN001, ANN201
-    from assistant.ui.app import build_app
-
     from pydantic import SecretStr
 
-    from assistant.ui.app import BackgroundServer
+    from assistant.ui.app import BackgroundServer, build_app
 
     # every test client is 127.0.0.1: lift the per-client hold limit (tested in test_service.py)
     s = settings.model_copy(update={"staff_password": SecretStr("s3cret-test"), "llm_lead_in": False,
                                     "max_holds_per_client_hour": 1000})
     app = build_app(s)
-    server = BackgroundServer(app, host="127.0.0.1", port=_free_port())  # the hardened app launch() serves
+    server = BackgroundServer(app, host="127.0.0.1", port=free_port())  # the hardened app launch() serves
     yield server.url
     server.close()
 
@@ -218,7 +210,7 @@ def test_answer_first_then_the_checked_lead_in(settings, hospital_db, scripted_m
 
     capable = settings.model_copy(update={"llm_capable": True, "max_holds_per_client_hour": 1000})
     server = BackgroundServer(build_app(capable, backend=scripted_model(respond=respond)),
-                              host="127.0.0.1", port=_free_port())
+                              host="127.0.0.1", port=free_port())
     try:
         info = httpx.get(server.url + "gradio_api/info", timeout=30).json()
         assert "/chat" in info["named_endpoints"]
