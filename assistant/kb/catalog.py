@@ -97,6 +97,17 @@ class Department(BaseModel):
             raise ValueError("duplicate bed type")
         return self
 
+    def sees(self, age: float | None, sex: str | None) -> bool:
+        """Whether this department sees a patient of ``age`` (years) and ``sex`` ("F"/"M").
+
+        Its ``sex`` field (female / male) against a known sex, its ``age_below_years``
+        against a known age; an unknown age or sex excludes nothing. Source: the catalog
+        (``departments.yaml``; PEDS 0-14 per 卫健委 儿科诊疗范围).
+        """
+        if sex and self.sex is not None and self.sex[0].upper() != sex.upper()[:1]:
+            return False
+        return age is None or self.age_below_years is None or age < self.age_below_years
+
     def sub_specialty(self, text: str) -> SubSpecialty | None:
         """Find a sub-specialty by code, English name or Chinese name.
 

@@ -490,16 +490,10 @@ class Triager:
         return out, evidence
 
     def _sees(self, code: str, age: float | None, sex: str | None) -> bool:
-        """Whether catalog department ``code`` sees this patient: its ``sex`` field (female /
-        male) against a known sex ("F"/"M"), its ``age_below_years`` against a known age
-        (years). Unknown age or sex: every department. Source: the catalog
-        (``departments.yaml``; PEDS 0-14 per 卫健委 儿科诊疗范围)."""
+        """Whether catalog department ``code`` exists and sees this patient
+        (:meth:`Department.sees <assistant.kb.catalog.Department.sees>`)."""
         dept = self.catalog.get(code)
-        if dept is None:
-            return False
-        if sex and dept.sex is not None and dept.sex[0].upper() != sex.upper()[:1]:
-            return False
-        return age is None or dept.age_below_years is None or age < dept.age_below_years
+        return dept is not None and dept.sees(age, sex)
 
     def _retrieve_departments(self, text: str) -> list[str]:
         if self.retriever is None or not text.strip():
