@@ -28,39 +28,29 @@ PROMPTS_DIR: Path = _first_existing(_REPO / "prompts", _PACKAGE / "_data" / "pro
 
 
 def read_yaml(path: Path) -> object:
-    """Parse a YAML file of the knowledge base, through a JSON cache.
+    """Parse a YAML file of the knowledge base, through the derived-structure cache.
 
     Parsing the large rule files takes most of a cold start (PyYAML builds Python objects
-    slowly even with libyaml), so the parsed content is cached as JSON under
-    ``$ASSISTANT_CACHE_DIR`` (default ``~/.cache/triage-assistant``), keyed by the file's
-    path, size and modification time; an unwritable cache is skipped.
+    slowly even with libyaml), so the parsed content is cached by
+    :func:`assistant.cache.cached_derived` under ``$ASSISTANT_CACHE_DIR`` (default
+    ``~/.cache/triage-assistant``), keyed by the file's path, size and modification time
+    (no read of the file on a hit); an unwritable cache is skipped.
 
     Raises:
         OSError: the file cannot be read; yaml.YAMLError: it is not valid YAML.
     """
     import hashlib
-    import json
-    import os
 
-    from assistant.cache import cache_root
+    from assistant.cache import cached_derived
 
     path = Path(path)
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-    cached = cache_root() / "yaml" / f"{key}.json"
-    try:
-        return json.loads(cached.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    import yaml
+    key = hashlib.sha256(f"{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe loader
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(cached)
-    except (OSError, TypeError, ValueError):  # read-only home, or a value JSON cannot hold
-        pass
-    return data
+    def parse() -> object:
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe loader
+
+    return cached_derived("yaml", str(path.resolve()), key, parse)

@@ -162,3 +162,22 @@ def test_sharded_jieba_dictionary_segments_like_jieba(tmp_path: Path, monkeypatc
         assert lazy.dt.lcut_for_search(s) == full.dt.lcut_for_search(s)
     lazy.dt.add_word("压榨样疼痛")
     assert "压榨样疼痛" in lazy.dt.lcut("胸口压榨样疼痛")
+
+
+def test_parsed_yaml_is_cached_and_follows_edits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_yaml: a hit returns what PyYAML returns (int keys and all), an edit is read
+    afresh, and one entry per file is kept."""
+    from assistant.paths import read_yaml
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(root))
+    src = tmp_path / "table.yaml"
+    src.write_text("codes:\n  12400: confusion\n  23000: intoxication\n", encoding="utf-8")
+    first = read_yaml(src)
+    assert first == {"codes": {12400: "confusion", 23000: "intoxication"}}
+    assert read_yaml(src) == first  # from the cache: same types as the parse
+    assert len(list((root / "derived").glob("yaml-*.marshal"))) == 1
+    src.write_text("codes:\n  12400: altered mental status\n", encoding="utf-8")
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 1_000_000))
+    assert read_yaml(src) == {"codes": {12400: "altered mental status"}}
+    assert len(list((root / "derived").glob("yaml-*.marshal"))) == 1
