@@ -78,6 +78,17 @@ def test_age_sex_forms(text, age, sex):
     assert coding.sex == sex
 
 
+@pytest.mark.parametrize("text, age", [
+    ("乙肝病毒携带者能缓解吗? 从6岁知道的，家里人都没这种病，现在30岁，没症状", 30),
+    ("孩子3岁时得过肺炎，今年10岁，又咳嗽发烧", 10),
+    ("asthma since I was 6, now I am 40 years old and wheezy", 40),
+    ("从3岁起就有哮喘，最近喘得厉害", None),  # only the age at onset: the age now is unknown
+    ("when she was 2 she had febrile seizures", None),
+])
+def test_an_age_at_an_earlier_event_is_not_the_age_now(text, age):
+    assert code_complaint(text).age_years == age
+
+
 def test_onset_and_duration():
     assert code_complaint("男，65岁，突发胸痛3小时").onset == "sudden"
     assert parse_duration_hours("cough for 3 days") == 72

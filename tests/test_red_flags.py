@@ -325,3 +325,50 @@ def test_affirmed_spans_keep_normalize_text_offsets() -> None:
     assert [normalize_text(text)[s:e] for s, e in spans] == ["chest pain"]
     assert not is_affirmed("no chest pain", pattern)
     assert not is_affirmed("my father had chest pain", pattern)
+
+
+# NHS.uk "What to do if someone has a seizure": in someone with known epilepsy, call 999 only
+# for a first seizure, one over 5 minutes or not stopping, several without waking, not waking
+# up, an injury, trouble breathing or pregnancy (RF_SEIZURE, clause `unless_known`)
+@pytest.mark.parametrize("text", [
+    "My son has epilepsy and had one of his usual seizures this morning, it lasted a minute and he is fine now",
+    "I am epileptic and had a fit at work today, I feel tired but ok",
+    "he is on levetiracetam and had a short seizure last night",
+    "我从小就患癫痫病，现在没断时间都会复发，而且复发的时候就会昏倒",
+    "我儿子有癫痫，今天又抽了一次，一分钟就好了",
+    "我癫痫病有五年的历史，一直吃丙戊酸，昨天突然四肢抽搐了一下",
+])
+def test_known_epilepsy_without_escalation_criteria_does_not_fire(text: str) -> None:
+    assert "RF_SEIZURE" not in _fired(text)
+
+
+@pytest.mark.parametrize("text", [
+    "My son has epilepsy and is having a seizure right now, it won't stop",
+    "my husband has epilepsy, he had a seizure and hit his head",
+    "my daughter has epilepsy, she had a seizure 20 minutes ago and still hasn't woken up",
+    "she has epilepsy and is pregnant and had a seizure just now",
+    "我儿子有癫痫，今天抽了十分钟还不停",
+    "我妈妈有癫痫，刚才抽搐，摔伤了头",
+    "怀孕7个月，有癫痫，刚才抽搐了",
+    # not known epilepsy: a seizure now always fires
+    "my husband is having a seizure",
+    "老人今天早上突然倒在地上，手脚抽搐，口吐白沫",
+    "孩子抽了五分钟了",
+    "is it epilepsy? my son just had a seizure for the first time",
+    "no history of epilepsy, she is seizing now",
+])
+def test_seizure_with_escalation_criteria_or_without_known_epilepsy_fires(text: str) -> None:
+    assert "RF_SEIZURE" in _fired(text)
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("腿老是抽搐是癫痫吗", False),  # one limb twitching is not a seizure
+    ("我一直在抽烟，咳嗽", False),
+    ("有什么好的方法治疗羊癫疯", False),  # a disease name, not an event
+    ("他腿抽搐后全身抽搐，口吐白沫", True),  # generalised signs are never vetoed by a limb
+    ("小腿抽筋，现在全身抽搐", True),
+    ("犯了羊癫疯，正在抽", True),
+    ("my leg cramped and now his whole body is jerking", True),
+])
+def test_limb_twitching_and_disease_names_are_not_seizures(text: str, fires: bool) -> None:
+    assert ("RF_SEIZURE" in _fired(text)) is fires

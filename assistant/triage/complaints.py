@@ -393,6 +393,13 @@ _AGE_PATTERNS = [
     (re.compile(r"(\d{1,2})\s?个月(?:大|的)"), 1 / 12),
     (re.compile(r"年龄\s?[:：]?\s?(\d{1,3})"), 1.0),
 ]
+# an age at an earlier event is not the patient's age now ("从6岁知道的…现在30岁",
+# "since I was 6", "6岁时", "at age 6 I had"); "现在 / 今年 / now" marks the current one
+_AGE_PAST_BEFORE = re.compile(r"(?:从|自从|自|打)(?:\d{1,3})?$|(?:从|自从)[^，。,.!?！？]{0,3}$"
+                              r"|\b(?:since|when|as) (?:i|he|she|we|they) (?:was|were) (?:about |around )?$"
+                              r"|\bsince (?:the )?age (?:of )?$|\bat (?:the )?age (?:of )?$")
+_AGE_PAST_AFTER = re.compile(r"\s?(?:时|的时候|那年|那一年|以前|之前|起|开始)")
+_AGE_NOW_BEFORE = re.compile(r"(?:现在|今年|目前|如今|已经|now|currently|today)\s?(?:是|已经|已|才|刚|满|有)?\s?$")
 _SEX_EXPLICIT = re.compile(r"\b\d{1,3}\s?(?:yo|y/o)?\s?([mf])\b|\b(?:sex|gender)\s?:?\s?(male|female|m|f)\b")
 _MALE = re.compile(r"\b(?:man|male|gentleman|boy|husband|he|him|his|mr)\b"
                    r"|男性|男士|男孩|男子|先生|男(?=[，,、 ]|\d|性|患)|^男|남자|남성")
@@ -474,13 +481,23 @@ def parse_age_sex(text: str) -> tuple[float | None, Literal["F", "M"] | None]:
         else a pronoun/relation ("he", "my husband") when only one sex is mentioned.
     """
     age: float | None = None
+    fallback: float | None = None
     for pattern, factor in _AGE_PATTERNS:
-        m = pattern.search(text)
-        if m:
+        for m in pattern.finditer(text):
             value = float(m.group(1)) * factor
-            if 0 <= value <= 120:
-                age = round(value, 2)
+            if not 0 <= value <= 120:
+                continue
+            if _AGE_PAST_BEFORE.search(text, max(0, m.start() - 16), m.start()) \
+                    or _AGE_PAST_AFTER.match(text, m.end()):
+                continue  # "从6岁", "when I was 6", "6岁时": the age at an earlier event
+            if _AGE_NOW_BEFORE.search(text, max(0, m.start() - 8), m.start()):
+                age = round(value, 2)  # "现在30岁", "now 30": the current age wins
                 break
+            if fallback is None:
+                fallback = round(value, 2)
+        if age is not None:
+            break
+    age = age if age is not None else fallback
     sex: Literal["F", "M"] | None = None
     m = _SEX_EXPLICIT.search(text)
     if m:

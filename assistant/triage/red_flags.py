@@ -130,12 +130,21 @@ class TermGroup(BaseModel):
 
 
 class Clause(BaseModel):
-    """Fires when every ``all_of`` group has a valid mention and no ``none_of`` group has."""
+    """Fires when every ``all_of`` group has a valid mention and no ``none_of`` group has.
+
+    ``unless_known`` groups name a known long-term condition under which the rule's
+    guideline does not call for emergency care (NHS.uk: a seizure in someone with known
+    epilepsy that stops by itself is not a 999 call). Any mention that is not negated
+    vetoes the clause, anywhere in the message, current or past ("我从小就患癫痫",
+    "he has had epilepsy for years"): a diagnosis is usually told as history. A rule
+    that uses it needs a second clause with the guideline's escalation criteria.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     all_of: list[TermGroup] = Field(min_length=1)
     none_of: list[TermGroup] = Field(default_factory=list)
+    unless_known: list[TermGroup] = Field(default_factory=list)
     scope: Literal["message", "sentence"] = "message"
 
 
@@ -437,7 +446,8 @@ def _expand_rule(item: Any, lexicon: dict[str, Any]) -> dict[str, Any]:
     rule = dict(item)
     # a clause is a mapping (all_of / none_of / scope) or, shorthand, one group of alternatives
     rule["match"] = [
-        {**raw, **{k: [_expand_group(g, lexicon) for g in raw.get(k) or []] for k in ("all_of", "none_of")}}
+        {**raw, **{k: [_expand_group(g, lexicon) for g in raw.get(k) or []]
+                   for k in ("all_of", "none_of", "unless_known")}}
         if isinstance(raw, dict) else {"all_of": [_expand_group(raw, lexicon)]}
         for raw in rule.get("match") or []
     ]
@@ -808,16 +818,20 @@ class _Doc:
     def _gap(self, a: int, b: int) -> int:
         return len(_TOKEN.findall(self.text, a, b)) if b > a else 0
 
+    def is_negated(self, start: int, end: int) -> bool:
+        """Whether a NegEx cue governs the mention at ``[start, end)``."""
+        info = self._clause_context(bisect.bisect_right(self._clause_starts, start) - 1)
+        for _cs, ce, max_tokens in info["negation_pre"]:
+            if ce <= start and self._gap(ce, start) <= max_tokens:
+                return True
+        return any(cs >= end and self._gap(end, cs) <= max_tokens
+                   for cs, _ce, max_tokens in info["negation_post"])
+
     def is_valid(self, start: int, end: int) -> bool:
         """Whether a mention at ``[start, end)`` describes the patient's current state."""
-        clause = bisect.bisect_right(self._clause_starts, start) - 1
-        info = self._clause_context(clause)
-        for cs, ce, max_tokens in info["negation_pre"]:
-            if ce <= start and self._gap(ce, start) <= max_tokens:
-                return False
-        for cs, _ce, max_tokens in info["negation_post"]:
-            if cs >= end and self._gap(end, cs) <= max_tokens:
-                return False
+        if self.is_negated(start, end):
+            return False
+        info = self._clause_context(bisect.bisect_right(self._clause_starts, start) - 1)
         if info["current"]:
             return True
         for name in ("history", "family", "hypothetical"):
@@ -838,6 +852,13 @@ class _Doc:
                         found.append(m.span())
             self._group_cache[key] = found
         return self._group_cache[key]
+
+    def known_mentions(self, group: TermGroup) -> list[tuple[int, int]]:
+        """Mentions of a group that are not negated, current or past (a known condition)."""
+        if group.regex is None:
+            return []
+        return [m.span() for m in group.regex.finditer(self.text)
+                if m.end() > m.start() and not self.is_negated(m.start(), m.end())]
 
     def temperatures(self) -> list[tuple[int, int, float]]:
         """Valid stated body temperatures as ``(start, end, celsius)``."""
@@ -899,6 +920,8 @@ def _decimal(digits: str | None, zh_digit: str | None) -> float:
 def _match_clause(clause: Clause, doc: _Doc) -> list[tuple[int, int]] | None:
     groups = [doc.group_mentions(g) for g in clause.all_of]
     if any(not mentions for mentions in groups):
+        return None
+    if any(doc.known_mentions(g) for g in clause.unless_known):
         return None
     vetoes = [m for g in clause.none_of for m in doc.group_mentions(g)]
     if clause.scope == "message":
