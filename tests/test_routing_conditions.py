@@ -171,3 +171,20 @@ def test_a_child_goes_to_a_direct_specialty_only_when_the_words_point_there(tria
     assert bedwetting.departments[0].code == "PEDS", [d.code for d in bedwetting.departments]
     bead = triager.triage("My 5 year old pushed a bead up his nose", age=5, sex="M")
     assert bead.departments[0].code == "ENT", [d.code for d in bead.departments]
+
+
+def test_chinese_complaints_reach_conditions_by_multilingual_retrieval(index: ConditionIndex, triager) -> None:
+    """Chinese text finds MedQuAD conditions through the packaged multilingual vectors
+    (the BM25 condition index is English): the named condition's department is supported
+    and the condition is cited; non-medical text finds nothing."""
+    from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
+
+    encoder = get_multilingual_encoder(triager.settings)
+    vectors = load_packaged_vectors(KB)
+    assert encoder is not None and vectors is not None
+    found = index.retrieve_multilingual(encoder.query(["我贫血好几年了，最近头晕乏力"])[0], vectors)
+    assert found and found[0].group.departments[0] == "HEMAT" and "anemia" in found[0].name.lower()
+    assert index.retrieve_multilingual(encoder.query(["请问医院停车场在哪里"])[0], vectors) == []
+    r = triager.triage("淋巴瘤是重症吗？亲戚颈部淋巴结肿大，检查发现是淋巴瘤", lead_in=False)
+    assert r.departments[0].code == "HEMAT"
+    assert any("lymphoma" in c.url for c in r.citations)

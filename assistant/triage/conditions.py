@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 INDEX_VERSION = 1
 DEPARTMENT_RANK_WEIGHTS = (1.0, 0.6, 0.4)
 """Share of a condition group's weight for its 1st, 2nd, 3rd listed department."""
+ML_K, ML_TEMPERATURE, ML_MIN_SCORE = 8, 0.02, 0.33
+"""Multilingual condition retrieval for Chinese complaints: conditions kept, softmax
+temperature over their cosines, least cosine + prior (``CONDITION_MIN_SCORE`` of
+:mod:`assistant.knowledge.crosslingual`). k and the temperature were chosen on the router's
+train split (``eval/routing/tune_fusion.py --multilingual``)."""
 AGE_BANDS = (14.0, 45.0, 65.0)
 """Age band edges in years: <14 (child, the catalog's PEDS limit), 14-44, 45-64, 65+."""
 
@@ -155,6 +160,9 @@ class ConditionEvidence:
     conditions: list[RetrievedCondition] = field(default_factory=list)
     named: dict[str, float] = field(default_factory=dict)
     warning_sign_conditions: list[RetrievedCondition] = field(default_factory=list)
+    multilingual: dict[str, float] = field(default_factory=dict)
+    """Departments of the conditions found by multilingual dense retrieval (Chinese text;
+    sums to 1, or empty)."""
 
     def support(self, department: str) -> RetrievedCondition | None:
         """The condition that best supports ``department``: a condition named by a warning
@@ -304,6 +312,54 @@ class ConditionIndex:
                                           source=meta.get("source", "")))
         return out
 
+    @cached_property
+    def _focus_conditions(self) -> dict[str, dict[str, Any]]:
+        """MedQuAD focus name -> its condition entry (code, page) of the index."""
+        with self._lock:
+            index = self._index
+        if index is None:
+            return {}
+        return {m["name"]: m for m in index["conditions"] if m.get("source") != "ICD-10-CM"}
+
+    def retrieve_multilingual(self, vector: np.ndarray, vectors: Any, *, k: int = ML_K,
+                              min_score: float = ML_MIN_SCORE) -> list[RetrievedCondition]:
+        """The ``k`` MedQuAD conditions nearest to a complaint embedded by the multilingual
+        encoder, restricted to the conditions mapped to ICD-10 (``medquad_focus_icd10.tsv``).
+
+        Args:
+            vector: the complaint's unit vector, float32 ``(512,)`` (multilingual USE v3,
+                :class:`assistant.knowledge.crosslingual.MultilingualEncoder`).
+            vectors: the packaged MedQuAD document vectors
+                (:func:`assistant.knowledge.crosslingual.load_packaged_vectors`): ``vectors``
+                ``(n, 512)``, ``priors`` ``(n,)``, ``foci``.
+            k: at most this many conditions (one per focus: its best document).
+            min_score: least cosine + prior (the retriever's ``CONDITION_MIN_SCORE``: below
+                it non-medical text matches nothing).
+
+        Returns:
+            Conditions best first, ``score`` = cosine + prior; empty without the index.
+        """
+        mapped = self._focus_conditions
+        if not mapped or vectors is None:
+            return []
+        scores = vectors.vectors @ np.asarray(vector, dtype=np.float32) + vectors.priors
+        out: list[RetrievedCondition] = []
+        seen: set[str] = set()
+        for i in np.argsort(-scores)[: 40 * k]:
+            if scores[i] < min_score or len(out) >= k:
+                break
+            focus = vectors.foci[int(i)]
+            meta = mapped.get(focus)
+            if meta is None or focus in seen:
+                continue
+            seen.add(focus)
+            group = self._group(meta["code"])
+            if group is not None:
+                out.append(RetrievedCondition(name=meta["name"], code=meta["code"], group=group,
+                                              score=float(scores[i]), url=meta.get("url", ""),
+                                              source=meta.get("source", "")))
+        return out
+
     def department_shares(self, conditions: list[RetrievedCondition], *, temperature: float = 2.0
                           ) -> dict[str, float]:
         """Departments of the retrieved conditions: softmax of BM25 scores / ``temperature``
@@ -355,7 +411,8 @@ class ConditionIndex:
 
     def evidence(self, text: str, *, code_labels: list[str], codes: list[str], age: float | None,
                  sex: str | None, k: int = 8, temperature: float = 2.0,
-                 warning_signs: list[str] | None = None) -> ConditionEvidence:
+                 warning_signs: list[str] | None = None, query_vector: np.ndarray | None = None,
+                 vectors: Any = None) -> ConditionEvidence:
         """Retrieve conditions for a complaint and score departments with them.
 
         Args:
@@ -366,14 +423,20 @@ class ConditionIndex:
             age: years; sex: ``"F"``/``"M"``/None.
             warning_signs: rule ids of fired red flags; the conditions they name come first
                 and ``named`` holds their departments (see :meth:`named_conditions`).
+            query_vector, vectors: the complaint embedded by the multilingual encoder and
+                the packaged MedQuAD vectors (Chinese text): the conditions they find
+                (:meth:`retrieve_multilingual`) fill ``multilingual`` and are listed
+                before the BM25 ones, which Chinese reaches only through code labels.
         """
         query = " ".join([text[:2000], *code_labels])
         conds = self.retrieve(query, k=k)
+        dense = [] if query_vector is None else self.retrieve_multilingual(query_vector, vectors)
         named = self.named_conditions(warning_signs or [])
         return ConditionEvidence(departments=self.department_shares(conds, temperature=temperature),
-                                 prior=self.prior(codes, age=age, sex=sex), conditions=named + conds,
+                                 prior=self.prior(codes, age=age, sex=sex), conditions=named + dense + conds,
                                  named=self.department_shares(named, temperature=1.0),
-                                 warning_sign_conditions=named)
+                                 warning_sign_conditions=named,
+                                 multilingual=self.department_shares(dense, temperature=ML_TEMPERATURE))
 
 
 _INDEXES: dict[str, ConditionIndex] = {}

@@ -51,6 +51,10 @@ classifier; ``W_RETRIEVAL`` 0.15 -> 0.1 with the hospital index built: train top
 0.947, written cases 0.836 -> 0.855)."""
 ROUTING_K, ROUTING_TEMPERATURE = 16, 4.0
 """Conditions retrieved per complaint, and the softmax temperature over their BM25 scores."""
+W_MULTILINGUAL = 0.1
+"""Weight of the departments of the conditions a Chinese complaint finds by multilingual
+dense retrieval (:meth:`ConditionIndex.retrieve_multilingual`; the BM25 condition index is
+English), chosen on the router's train split (``eval/routing/tune_fusion.py --multilingual``)."""
 W_WARNING_SIGN = 0.3
 """Weight of the departments of the condition a fired warning sign names
 (``red_flag_conditions.yaml``): set by design, not tuned (the train split has few red
@@ -403,13 +407,31 @@ class Triager:
             return ConditionEvidence()
         codes = [] if coding is None else list(coding.codes)
         try:
+            vector, vectors = self._multilingual_query(text)
             return self.conditions.evidence(text, code_labels=[c.label_en for c in codes],
                                             codes=[c.code for c in codes], age=age, sex=sex,
                                             k=ROUTING_K, temperature=ROUTING_TEMPERATURE,
-                                            warning_signs=warning_signs)
+                                            warning_signs=warning_signs, query_vector=vector,
+                                            vectors=vectors)
         except Exception as exc:  # noqa: BLE001 - conditions are an aid, never a blocker
             log.warning("condition retrieval failed: %s", type(exc).__name__)
             return ConditionEvidence()
+
+    def _multilingual_query(self, text: str) -> tuple[Any, Any]:
+        """``(vector, packaged vectors)`` of a Chinese complaint for the multilingual
+        condition retrieval, or ``(None, None)`` for other text, without the multilingual
+        package or when its weight is 0."""
+        from assistant.text import has_cjk
+
+        if W_MULTILINGUAL <= 0 or not has_cjk(text):
+            return None, None
+        from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
+
+        vectors = load_packaged_vectors(self.kb.root)
+        encoder = get_multilingual_encoder(self.settings) if vectors is not None else None
+        if encoder is None:
+            return None, None
+        return encoder.query([text[:1000]])[0], vectors
 
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
                emergency: bool, ed_first: bool = False, coding: Any = None,
@@ -440,6 +462,7 @@ class Triager:
         evidence = self._evidence(text, coding, age=age, sex=sex, warning_signs=warning_signs)
         fused = {code: W_CLASSIFIER * probs.get(code, 0.0) + W_CONDITIONS * evidence.departments.get(code, 0.0)
                  + W_PRIOR * evidence.prior.get(code, 0.0) + W_WARNING_SIGN * evidence.named.get(code, 0.0)
+                 + W_MULTILINGUAL * evidence.multilingual.get(code, 0.0)
                  for code in self.catalog}
         for rank, code in enumerate(c for c in self._retrieve_departments(text) if self._sees(c, age, sex)):
             fused[code] = fused.get(code, 0.0) + W_RETRIEVAL / (1 + rank)

@@ -11,7 +11,9 @@ number of conditions ``k`` and the softmax temperature, maximising top-1 accepte
 top-3).
 The emergency department is left out, as in the engine's specialty ranking.
 
-Usage: ``.venv/bin/python eval/routing/tune_fusion.py``  (a few minutes on 2 cores)
+Usage: ``.venv/bin/python eval/routing/tune_fusion.py [--multilingual]``  (a few minutes on 2
+cores). ``--multilingual`` keeps the engine's weights and chooses ``W_MULTILINGUAL`` and the
+multilingual condition retrieval's k and temperature (Chinese complaints).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main() -> None:
     codings = [code_complaint(e.text) for e in train]
     codes = list(triager.catalog)
     retrieved = [[d for d in triager._retrieve_departments(e.text) if d != "EMERG"] for e in train]
+    if "--multilingual" in sys.argv:
+        _tune_multilingual(triager, train, probs, codings, retrieved)
+        return
     w_retrieval = (0.0, 0.05, 0.1, 0.15) if triager.retriever is not None else (0.0,)
     results = []
     for k, temp in itertools.product((4, 8, 16), (1.0, 2.0, 4.0)):
@@ -77,6 +82,57 @@ def main() -> None:
     print("best (top1, top3, k, temperature, W_CLASSIFIER, W_CONDITIONS, W_PRIOR, W_RETRIEVAL):")
     for r in results[:10]:
         print("  ", tuple(round(x, 3) if isinstance(x, float) else x for x in r))
+
+
+def _tune_multilingual(triager, train, probs, codings, retrieved) -> None:  # noqa: ANN001
+    """``--multilingual``: with the other weights as in the engine, choose ``W_MULTILINGUAL``
+    and the multilingual condition retrieval's k and temperature (Chinese text only)."""
+    from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
+    from assistant.text import has_cjk
+    from assistant.triage import engine
+    from assistant.triage.engine import (
+        ROUTING_K,
+        ROUTING_TEMPERATURE,
+        W_CLASSIFIER,
+        W_CONDITIONS,
+        W_PRIOR,
+        W_RETRIEVAL,
+    )
+
+    encoder = get_multilingual_encoder(triager.settings)
+    vectors = load_packaged_vectors(triager.kb.root)
+    codes = [c for c in triager.catalog if c != "EMERG"]
+    evid = [triager.conditions.evidence(e.text, code_labels=[c.label_en for c in cd.codes],
+                                        codes=[c.code for c in cd.codes], age=None, sex=None,
+                                        k=ROUTING_K, temperature=ROUTING_TEMPERATURE)
+            for e, cd in zip(train, codings, strict=True)]
+    vecs = [encoder.query([e.text[:1000]])[0] if has_cjk(e.text) else None for e in train]
+    zh = sum(v is not None for v in vecs)
+    results = []
+    for k in (4, 8, 16):
+        dense = [[] if v is None else triager.conditions.retrieve_multilingual(v, vectors, k=k) for v in vecs]
+        for temp in (0.02, 0.05, 0.1):
+            shares = [triager.conditions.department_shares(d, temperature=temp) for d in dense]
+            for wm in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4):
+                top1 = top3 = top1_zh = 0
+                for e, p, ev, ret, ml in zip(train, probs, evid, retrieved, shares, strict=True):
+                    s = {d: W_CLASSIFIER * p.get(d, 0) + W_CONDITIONS * ev.departments.get(d, 0)
+                         + W_PRIOR * ev.prior.get(d, 0) + wm * ml.get(d, 0) for d in codes}
+                    for rank, d in enumerate(ret):
+                        s[d] = s.get(d, 0.0) + W_RETRIEVAL / (1 + rank)
+                    ranked = sorted(s, key=lambda d: -s[d])
+                    top1 += ranked[0] in e.departments
+                    top3 += bool(set(ranked[:3]) & set(e.departments))
+                    top1_zh += ranked[0] in e.departments and has_cjk(e.text)
+                results.append((top1 / len(train), top3 / len(train), top1_zh / max(zh, 1), k, temp, wm))
+    results.sort(reverse=True)
+    base = next(r for r in results if r[5] == 0.0)
+    print(f"train split n={len(train)} ({zh} Chinese), engine weights, out-of-fold classifier; "
+          f"without multilingual conditions: top1={base[0]:.4f} top3={base[1]:.4f} zh top1={base[2]:.4f}; "
+          f"engine now: k={engine.ML_K if hasattr(engine, 'ML_K') else '-'}")
+    print("best (top1, top3, zh top1, k, temperature, W_MULTILINGUAL):")
+    for r in results[:12]:
+        print("  ", tuple(round(x, 4) if isinstance(x, float) else x for x in r))
 
 
 if __name__ == "__main__":
