@@ -7,17 +7,14 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
-import threading
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from assistant import __version__
 from assistant.errors import AssistantError, ConfigError
-
-if TYPE_CHECKING:
-    from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -411,10 +408,10 @@ def demo(
 
     settings = _settings()
     # the department router is fitted once per data folder (tens of seconds on 2 cores):
-    # fit it while the hospital is built and the first slice is embedded, not in the
-    # first patient turn (the turn waits on the same lock if it is not done yet)
-    router = threading.Thread(target=_fit_router_quietly, args=(settings,), name="fit-router", daemon=True)
-    router.start()
+    # fit it in a child process while the hospital is built and the first slice is
+    # embedded, not in the first patient turn (a child: the fit is partly pure Python and
+    # would hold the GIL against the embedding loop)
+    router = _start_router_fit()
     ensure_hospital(settings)
     if not settings.resolved_index_dir.exists() and settings.chroma_url is None:
         _ingest(settings, limit=None, first_slice=True)  # the rest indexes in the background
@@ -422,6 +419,8 @@ def demo(
         from assistant.knowledge.background import resume_if_interrupted
 
         resume_if_interrupted(settings)
+    if router is not None:
+        router.wait()  # the fitted router is on disk now; a failed fit is retried by the turn
     typer.echo(f"patient> {DEMO_COMPLAINT}")
     turn = TriageService(settings).turn(PatientSession(), DEMO_COMPLAINT, PatientProfile(age=30),
                                        book=False, lead_in=False)
@@ -430,15 +429,23 @@ def demo(
         serve(host="127.0.0.1", port=7860, limit=None)
 
 
-def _fit_router_quietly(settings: Settings) -> None:
-    """Fit (or load) the department router in the background; a failure is left to the
-    first turn, which raises it properly."""
+def _start_router_fit() -> subprocess.Popen[bytes] | None:
+    """Start ``python -m assistant.cli fit-router`` (same environment and working folder,
+    so the same settings); None when it cannot start (the first turn then fits it)."""
+    try:
+        return subprocess.Popen([sys.executable, "-m", "assistant.cli", "fit-router"],
+                                stdout=subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("router fit not started in the background (%s)", type(exc).__name__)
+        return None
+
+
+@app.command("fit-router", hidden=True)
+def fit_router() -> None:
+    """Fit (or load) the department router into the model cache of the data folder."""
     from assistant.triage.routing import load_router
 
-    try:
-        load_router(settings)
-    except Exception as exc:  # noqa: BLE001 - reported by the turn that needs the router
-        log.warning("router warm-up failed (%s); the first turn will retry", type(exc).__name__)
+    load_router(_settings())
 
 
 def expected_error(exc: BaseException) -> AssistantError | None:
