@@ -109,29 +109,38 @@ def _tune_multilingual(triager, train, probs, codings, retrieved) -> None:  # no
     vecs = [encoder.query([e.text[:1000]])[0] if has_cjk(e.text) else None for e in train]
     zh = sum(v is not None for v in vecs)
     results = []
-    for k in (4, 8, 16):
+    for k, gate in itertools.product((8, 16), (1.01, 0.9, 0.8, 0.7, 0.6)):
         dense = [[] if v is None else triager.conditions.retrieve_multilingual(v, vectors, k=k) for v in vecs]
-        for temp in (0.02, 0.05, 0.1):
+        for temp in (0.02, 0.05):
             shares = [triager.conditions.department_shares(d, temperature=temp) for d in dense]
-            for wm in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4):
+            for wm in (0.0, 0.05, 0.1, 0.15, 0.2):
                 top1 = top3 = top1_zh = 0
                 for e, p, ev, ret, ml in zip(train, probs, evid, retrieved, shares, strict=True):
+                    # the classifier's confidence gates the multilingual step (max probability)
+                    w = wm if max(p.values(), default=0.0) < gate else 0.0
                     s = {d: W_CLASSIFIER * p.get(d, 0) + W_CONDITIONS * ev.departments.get(d, 0)
-                         + W_PRIOR * ev.prior.get(d, 0) + wm * ml.get(d, 0) for d in codes}
+                         + W_PRIOR * ev.prior.get(d, 0) + w * ml.get(d, 0) for d in codes}
                     for rank, d in enumerate(ret):
                         s[d] = s.get(d, 0.0) + W_RETRIEVAL / (1 + rank)
                     ranked = sorted(s, key=lambda d: -s[d])
                     top1 += ranked[0] in e.departments
                     top3 += bool(set(ranked[:3]) & set(e.departments))
                     top1_zh += ranked[0] in e.departments and has_cjk(e.text)
-                results.append((top1 / len(train), top3 / len(train), top1_zh / max(zh, 1), k, temp, wm))
+                used = sum(v is not None and max(p.values(), default=0.0) < gate for v, p in zip(vecs, probs, strict=True))
+                results.append((top1 / len(train), top3 / len(train), top1_zh / max(zh, 1), k, temp, wm, gate,
+                                used / max(zh, 1)))
     results.sort(reverse=True)
     base = next(r for r in results if r[5] == 0.0)
     print(f"train split n={len(train)} ({zh} Chinese), engine weights, out-of-fold classifier; "
           f"without multilingual conditions: top1={base[0]:.4f} top3={base[1]:.4f} zh top1={base[2]:.4f}; "
           f"engine now: k={engine.ML_K if hasattr(engine, 'ML_K') else '-'}")
-    print("best (top1, top3, zh top1, k, temperature, W_MULTILINGUAL):")
+    print("best (top1, top3, zh top1, k, temperature, W_MULTILINGUAL, confidence gate, share of Chinese "
+          "complaints that run it):")
     for r in results[:12]:
+        print("  ", tuple(round(x, 4) if isinstance(x, float) else x for x in r))
+    print("by gate (best per gate):")
+    for gate in sorted({r[6] for r in results}, reverse=True):
+        r = max(x for x in results if x[6] == gate)
         print("  ", tuple(round(x, 4) if isinstance(x, float) else x for x in r))
 
 
