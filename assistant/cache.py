@@ -32,7 +32,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 T = TypeVar("T")
 
@@ -74,9 +74,50 @@ def content_key(*parts: str | bytes | Path) -> str:
     return digest.hexdigest()
 
 
-def _entry(kind: str, scope: str, key: str) -> Path:
+def _entry(kind: str, scope: str, key: str, suffix: str = ".marshal") -> Path:
     scope_id = hashlib.sha256(scope.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return cache_root() / "derived" / f"{kind}-{scope_id}-{key[:32]}.marshal"
+    return cache_root() / "derived" / f"{kind}-{scope_id}-{key[:32]}{suffix}"
+
+
+def entry_path(kind: str, scope: str, key: str, suffix: str) -> Path:
+    """Where a derived file of ``kind`` for ``scope`` and ``key`` lives (for files that are
+    not marshal values, e.g. ``suffix=".npz"``; write it with :func:`store_file`)."""
+    return _entry(kind, scope, key, suffix)
+
+
+def store_file(path: Path, write: Callable[[BinaryIO], Any]) -> bool:
+    """Write the derived file ``path`` (from :func:`entry_path`) atomically: ``write`` fills
+    an open temporary file in the same folder, which then replaces ``path``; older entries
+    of the same kind and scope are deleted, and at most :data:`MAX_ENTRIES_PER_KIND` of the
+    kind are kept. Returns False (and stores nothing) when the folder cannot be written;
+    never raises for that."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return False
+    name, suffix = path.name, path.suffix
+    prefix = name[: name.rindex("-") + 1]  # "<kind>-<scope id>-"
+    kind_prefix = prefix[:-13]  # "<kind>-" (the scope id is 12 hex digits)
+    try:
+        for stale in path.parent.glob(prefix + "*" + suffix):  # older versions of this source
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+        # other sources of this kind (rule files in temporary folders, ...): keep the newest
+        entries = sorted(path.parent.glob(f"{kind_prefix}*{suffix}"), key=lambda p: p.stat().st_mtime,
+                         reverse=True)
+        for stale in entries[MAX_ENTRIES_PER_KIND:]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return True
 
 
 def read_entry(kind: str, scope: str, key: str) -> Any:
@@ -90,36 +131,13 @@ def read_entry(kind: str, scope: str, key: str) -> Any:
 
 def write_entry(kind: str, scope: str, key: str, value: Any) -> bool:
     """Store ``value`` (marshal-able) atomically and delete older entries of the same
-    ``kind`` and ``scope``. Returns False (and stores nothing) when the folder cannot be
-    written; never raises for that."""
-    path = _entry(kind, scope, key)
+    ``kind`` and ``scope`` (:func:`store_file`). Returns False (and stores nothing) when
+    the folder cannot be written; never raises for that."""
     try:
         data = marshal.dumps(value)
     except ValueError:
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        return False
-    prefix = path.name[: path.name.rindex("-") + 1]
-    try:
-        for stale in path.parent.glob(prefix + "*.marshal"):  # older versions of this source
-            if stale.name != path.name:
-                stale.unlink(missing_ok=True)
-        # other sources of this kind (rule files in temporary folders, ...): keep the newest
-        entries = sorted(path.parent.glob(f"{kind}-*.marshal"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for stale in entries[MAX_ENTRIES_PER_KIND:]:
-            stale.unlink(missing_ok=True)
-    except OSError:
-        pass
-    return True
+    return store_file(_entry(kind, scope, key), lambda fh: fh.write(data))
 
 
 def cached_derived(kind: str, scope: str, key: str, build: Callable[[], T]) -> T:

