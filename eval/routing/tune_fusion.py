@@ -68,11 +68,7 @@ def main() -> None:
             wl = 1.0 - wc - wp
             top1 = top3 = 0
             for e, p, ev, ret in zip(train, probs, evid, retrieved, strict=True):
-                s = {d: wl * p.get(d, 0) + wc * ev.departments.get(d, 0) + wp * ev.prior.get(d, 0)
-                     for d in codes if d != "EMERG"}
-                for rank, d in enumerate(ret):
-                    s[d] += wr / (1 + rank)
-                ranked = sorted(s, key=lambda d: -s[d])
+                ranked = _ranked(codes, p, ev, ret, (wl, wc, wp, wr))
                 top1 += ranked[0] in e.departments
                 top3 += bool(set(ranked[:3]) & set(e.departments))
             results.append((top1 / len(train), top3 / len(train), k, temp, round(wl, 2), wc, wp, wr))
@@ -84,56 +80,59 @@ def main() -> None:
         print("  ", tuple(round(x, 3) if isinstance(x, float) else x for x in r))
 
 
-def _tune_multilingual(triager, train, probs, codings, retrieved) -> None:  # noqa: ANN001
+def _ranked(codes, p, ev, ret, weights, ml=None, wm=0.0) -> list[str]:
+    """Departments (the ED left out) ranked by the engine's fusion: ``weights`` =
+    (classifier, conditions, prior, hospital index), plus ``wm`` times the multilingual
+    conditions' departments ``ml``."""
+    wl, wc, wp, wr = weights
+    s = {d: wl * p.get(d, 0) + wc * ev.departments.get(d, 0) + wp * ev.prior.get(d, 0)
+         + wm * (ml or {}).get(d, 0) for d in codes if d != "EMERG"}
+    for rank, d in enumerate(ret):
+        s[d] = s.get(d, 0.0) + wr / (1 + rank)
+    return sorted(s, key=lambda d: -s[d])
+
+
+def _tune_multilingual(triager, train, probs, codings, retrieved) -> None:
     """``--multilingual``: with the other weights as in the engine, choose ``W_MULTILINGUAL``
     and the multilingual condition retrieval's k and temperature (Chinese text only)."""
     from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
     from assistant.text import has_cjk
-    from assistant.triage import engine
-    from assistant.triage.engine import (
-        ROUTING_K,
-        ROUTING_TEMPERATURE,
-        W_CLASSIFIER,
-        W_CONDITIONS,
-        W_PRIOR,
-        W_RETRIEVAL,
-    )
+    from assistant.triage import conditions, engine
 
     encoder = get_multilingual_encoder(triager.settings)
     vectors = load_packaged_vectors(triager.kb.root)
-    codes = [c for c in triager.catalog if c != "EMERG"]
+    codes = list(triager.catalog)
+    weights = (engine.W_CLASSIFIER, engine.W_CONDITIONS, engine.W_PRIOR, engine.W_RETRIEVAL)
     evid = [triager.conditions.evidence(e.text, code_labels=[c.label_en for c in cd.codes],
                                         codes=[c.code for c in cd.codes], age=None, sex=None,
-                                        k=ROUTING_K, temperature=ROUTING_TEMPERATURE)
+                                        k=engine.ROUTING_K, temperature=engine.ROUTING_TEMPERATURE)
             for e, cd in zip(train, codings, strict=True)]
     vecs = [encoder.query([e.text[:1000]])[0] if has_cjk(e.text) else None for e in train]
+    confidence = [max(p.values(), default=0.0) for p in probs]
     zh = sum(v is not None for v in vecs)
     results = []
     for k, gate in itertools.product((8, 16), (1.01, 0.9, 0.8, 0.7, 0.6)):
-        dense = [[] if v is None else triager.conditions.retrieve_multilingual(v, vectors, k=k) for v in vecs]
+        # the classifier's confidence gates the multilingual step, as in the engine
+        dense = [[] if v is None or c >= gate else triager.conditions.retrieve_multilingual(v, vectors, k=k)
+                 for v, c in zip(vecs, confidence, strict=True)]
+        used = sum(v is not None and c < gate for v, c in zip(vecs, confidence, strict=True))
         for temp in (0.02, 0.05):
             shares = [triager.conditions.department_shares(d, temperature=temp) for d in dense]
             for wm in (0.0, 0.05, 0.1, 0.15, 0.2):
                 top1 = top3 = top1_zh = 0
-                for e, p, ev, ret, ml in zip(train, probs, evid, retrieved, shares, strict=True):
-                    # the classifier's confidence gates the multilingual step (max probability)
-                    w = wm if max(p.values(), default=0.0) < gate else 0.0
-                    s = {d: W_CLASSIFIER * p.get(d, 0) + W_CONDITIONS * ev.departments.get(d, 0)
-                         + W_PRIOR * ev.prior.get(d, 0) + w * ml.get(d, 0) for d in codes}
-                    for rank, d in enumerate(ret):
-                        s[d] = s.get(d, 0.0) + W_RETRIEVAL / (1 + rank)
-                    ranked = sorted(s, key=lambda d: -s[d])
+                for e, p, ev, ret, ml, v in zip(train, probs, evid, retrieved, shares, vecs, strict=True):
+                    ranked = _ranked(codes, p, ev, ret, weights, ml, wm)
                     top1 += ranked[0] in e.departments
                     top3 += bool(set(ranked[:3]) & set(e.departments))
-                    top1_zh += ranked[0] in e.departments and has_cjk(e.text)
-                used = sum(v is not None and max(p.values(), default=0.0) < gate for v, p in zip(vecs, probs, strict=True))
+                    top1_zh += ranked[0] in e.departments and v is not None
                 results.append((top1 / len(train), top3 / len(train), top1_zh / max(zh, 1), k, temp, wm, gate,
                                 used / max(zh, 1)))
     results.sort(reverse=True)
     base = next(r for r in results if r[5] == 0.0)
     print(f"train split n={len(train)} ({zh} Chinese), engine weights, out-of-fold classifier; "
           f"without multilingual conditions: top1={base[0]:.4f} top3={base[1]:.4f} zh top1={base[2]:.4f}; "
-          f"engine now: k={engine.ML_K if hasattr(engine, 'ML_K') else '-'}")
+          f"engine now: k={conditions.ML_K} temperature={conditions.ML_TEMPERATURE} "
+          f"W_MULTILINGUAL={engine.W_MULTILINGUAL} gate={engine.ML_CONFIDENCE_GATE}")
     print("best (top1, top3, zh top1, k, temperature, W_MULTILINGUAL, confidence gate, share of Chinese "
           "complaints that run it):")
     for r in results[:12]:
