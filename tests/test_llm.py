@@ -205,6 +205,29 @@ def test_cpu_path_uses_fp32_and_thread_setting(tmp_path: Path) -> None:
     assert model_fp.call_args.kwargs == {"dtype": torch.float32}
 
 
+def test_cpu_compile_config_is_built_once_and_reused(backend) -> None:  # noqa: ANN001
+    """llm_compile on CPU: inductor's C++ wrapper, no guards on the (never replaced) model
+    modules. Every generate() builds a fresh CompileConfig; transformers keeps its compiled
+    forward only while the config compares equal, so an unequal one (a new dict or
+    function each call) would recompile for minutes on every reply."""
+    import torch
+
+    first, second = backend._compile_kwargs(), backend._compile_kwargs()
+    assert first["cache_implementation"] == "static"
+    options = first["compile_config"].options
+    assert options["cpp_wrapper"] is True
+    assert options["guard_filter_fn"] is torch.compiler.skip_guard_on_all_nn_modules_unsafe
+    model = backend.model
+    try:
+        compiled = model.get_compiled_call(first["compile_config"])  # lazy: nothing compiles yet
+        assert model.get_compiled_call(second["compile_config"]) is compiled
+        # torch.compile pops its own keys from the options it is given: ours stay intact
+        assert second["compile_config"].options["guard_filter_fn"] is options["guard_filter_fn"]
+    finally:
+        for attr in ("_compiled_call", "_last_compile_config"):
+            model.__dict__.pop(attr, None)
+
+
 def test_cuda_requested_without_gpu_is_a_clear_error(tmp_path: Path) -> None:
     from assistant.llm.loading import resolve_device
 
