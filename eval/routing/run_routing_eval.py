@@ -2,12 +2,15 @@
 
 Sets: the router's validation split of Symptom2Disease + Toyhom dev (never trained on),
 and the written cases (``eval/cases/triage_cases.jsonl``). Every case is one triage turn
-through :class:`assistant.triage.engine.Triager` (no retrieval index, no hospital tables),
-the same path ``assistant eval triage`` scores.
+through :class:`assistant.triage.engine.Triager` (no hospital tables), the same path
+``assistant eval triage`` scores. The configured retrieval index is used when it exists
+(``.assistant-data/index`` after ``make demo``: its hospital collection is the fusion's
+``W_RETRIEVAL`` step), so the first line printed says which; ``--no-index`` scores without
+it (a folder that does not exist) for figures that do not depend on what was ingested.
 
 Usage::
 
-    .venv/bin/python eval/routing/run_routing_eval.py [--limit N] [--train]
+    .venv/bin/python eval/routing/run_routing_eval.py [--limit N] [--train] [--no-index]
 
 ``--train`` scores the router's TRAIN split instead (for tuning fusion weights: tune
 there, never on the validation split).
@@ -36,9 +39,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--errors", action="store_true")
+    ap.add_argument("--no-index", action="store_true", help="score without the retrieval index")
     args = ap.parse_args()
     settings = Settings()
+    if args.no_index:
+        import tempfile
+
+        settings = settings.model_copy(update={"index_dir": Path(tempfile.mkdtemp(prefix="no-index-")) / "absent"})
     triager = Triager(settings, retriever=None, hospital=None)
+    print(f"retrieval index: {'yes, ' + str(settings.resolved_index_dir) if triager.retriever is not None else 'none'}")
     shared = settings.shared_data_dir
     if args.train:
         dev = [{"id": f"{e.origin}-{i}", "text": e.text, "age": None, "sex": None,
