@@ -303,14 +303,19 @@ class ConditionIndex:
         top = np.argpartition(-scores, min(k, n_docs - 1))[:k]
         out = []
         for i in sorted(top, key=lambda j: -scores[j]):
-            meta = index["conditions"][int(i)]
-            group = self._group(meta["code"]) if scores[i] > 0 else None
-            if group is None:
-                continue
-            out.append(RetrievedCondition(name=meta["name"], code=meta["code"], group=group,
-                                          score=float(scores[i]), url=meta.get("url", ""),
-                                          source=meta.get("source", "")))
+            found = self._retrieved(index["conditions"][int(i)], float(scores[i])) if scores[i] > 0 else None
+            if found is not None:
+                out.append(found)
         return out
+
+    def _retrieved(self, meta: dict[str, Any], score: float) -> RetrievedCondition | None:
+        """A condition entry of the index with its retrieval score, or None when its
+        ICD-10 code is in no condition group."""
+        group = self._group(meta["code"])
+        if group is None:
+            return None
+        return RetrievedCondition(name=meta["name"], code=meta["code"], group=group, score=score,
+                                  url=meta.get("url", ""), source=meta.get("source", ""))
 
     @cached_property
     def _focus_conditions(self) -> dict[str, dict[str, Any]]:
@@ -353,11 +358,9 @@ class ConditionIndex:
             if meta is None or focus in seen:
                 continue
             seen.add(focus)
-            group = self._group(meta["code"])
-            if group is not None:
-                out.append(RetrievedCondition(name=meta["name"], code=meta["code"], group=group,
-                                              score=float(scores[i]), url=meta.get("url", ""),
-                                              source=meta.get("source", "")))
+            found = self._retrieved(meta, float(scores[i]))
+            if found is not None:
+                out.append(found)
         return out
 
     def department_shares(self, conditions: list[RetrievedCondition], *, temperature: float = 2.0

@@ -818,9 +818,15 @@ class _Doc:
     def _gap(self, a: int, b: int) -> int:
         return len(_TOKEN.findall(self.text, a, b)) if b > a else 0
 
-    def is_negated(self, start: int, end: int) -> bool:
-        """Whether a NegEx cue governs the mention at ``[start, end)``."""
-        info = self._clause_context(bisect.bisect_right(self._clause_starts, start) - 1)
+    def _context_at(self, start: int) -> dict[str, Any]:
+        """The context cues of the clause holding position ``start``."""
+        return self._clause_context(bisect.bisect_right(self._clause_starts, start) - 1)
+
+    def is_negated(self, start: int, end: int, info: dict[str, Any] | None = None) -> bool:
+        """Whether a NegEx cue governs the mention at ``[start, end)`` (``info``: its
+        clause's context when the caller has it)."""
+        if info is None:
+            info = self._context_at(start)
         for _cs, ce, max_tokens in info["negation_pre"]:
             if ce <= start and self._gap(ce, start) <= max_tokens:
                 return True
@@ -829,9 +835,9 @@ class _Doc:
 
     def is_valid(self, start: int, end: int) -> bool:
         """Whether a mention at ``[start, end)`` describes the patient's current state."""
-        if self.is_negated(start, end):
+        info = self._context_at(start)
+        if self.is_negated(start, end, info):
             return False
-        info = self._clause_context(bisect.bisect_right(self._clause_starts, start) - 1)
         if info["current"]:
             return True
         for name in ("history", "family", "hypothetical"):

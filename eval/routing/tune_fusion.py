@@ -56,7 +56,7 @@ def main() -> None:
     codes = list(triager.catalog)
     retrieved = [[d for d in triager._retrieve_departments(e.text) if d != "EMERG"] for e in train]
     if "--multilingual" in sys.argv:
-        _tune_multilingual(triager, train, probs, codings, retrieved)
+        _tune_multilingual(triager, train, probs, codings, retrieved, codes)
         return
     w_retrieval = (0.0, 0.05, 0.1, 0.15) if triager.retriever is not None else (0.0,)
     results = []
@@ -92,7 +92,7 @@ def _ranked(codes, p, ev, ret, weights, ml=None, wm=0.0) -> list[str]:
     return sorted(s, key=lambda d: -s[d])
 
 
-def _tune_multilingual(triager, train, probs, codings, retrieved) -> None:
+def _tune_multilingual(triager, train, probs, codings, retrieved, codes) -> None:
     """``--multilingual``: with the other weights as in the engine, choose ``W_MULTILINGUAL``
     and the multilingual condition retrieval's k and temperature (Chinese text only)."""
     from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
@@ -101,7 +101,6 @@ def _tune_multilingual(triager, train, probs, codings, retrieved) -> None:
 
     encoder = get_multilingual_encoder(triager.settings)
     vectors = load_packaged_vectors(triager.kb.root)
-    codes = list(triager.catalog)
     weights = (engine.W_CLASSIFIER, engine.W_CONDITIONS, engine.W_PRIOR, engine.W_RETRIEVAL)
     evid = [triager.conditions.evidence(e.text, code_labels=[c.label_en for c in cd.codes],
                                         codes=[c.code for c in cd.codes], age=None, sex=None,
