@@ -228,6 +228,55 @@ def test_cpu_compile_config_is_built_once_and_reused(backend) -> None:  # noqa: 
             model.__dict__.pop(attr, None)
 
 
+@pytest.mark.parametrize("masked", [True, False])
+def test_decode_gqa_attention_equals_repeated_kv_heads(masked: bool) -> None:
+    """A decode step on the KV heads gives what SDPA gives over the K/V copied per query
+    head (transformers' ``repeat_kv``, its path inside a compiled step), with and without
+    a padding mask; prefill goes to transformers' own function unchanged."""
+    import torch
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    from assistant.llm.transformers_backend import sdpa_decode_gqa
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    gen = torch.Generator().manual_seed(0)
+    query = torch.randn(1, 9, 1, 64, generator=gen)
+    key, value = torch.randn(1, 3, 20, 64, generator=gen), torch.randn(1, 3, 20, 64, generator=gen)
+    mask = (torch.arange(20) < 13).view(1, 1, 1, 20) if masked else None
+    out, weights = sdpa_decode_gqa(module, query, key, value, mask, scaling=0.125)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, repeat_kv(key, 3), repeat_kv(value, 3), attn_mask=mask, scale=0.125).transpose(1, 2)
+    assert weights is None and out.shape == (1, 1, 9, 64)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    # the padded positions really are ignored: changing them changes nothing
+    if masked:
+        key2 = key.clone()
+        key2[:, :, 13:] = 100.0
+        torch.testing.assert_close(sdpa_decode_gqa(module, query, key2, value, mask, scaling=0.125)[0], out)
+    prefill = torch.randn(1, 9, 5, 64, generator=gen)
+    torch.testing.assert_close(
+        sdpa_decode_gqa(module, prefill, key[:, :, :5], value[:, :, :5], None, scaling=0.125)[0],
+        sdpa_attention_forward(module, prefill, key[:, :, :5], value[:, :, :5], None, scaling=0.125)[0])
+
+
+def test_compiled_decode_uses_gqa_attention_and_answers_the_same(backend) -> None:
+    """llm_compile switches the model to the KV-head decode attention; the greedy answer is
+    unchanged (checked eagerly: compiling takes minutes on 2 cores)."""
+    from assistant.llm.transformers_backend import DECODE_GQA_ATTENTION, use_decode_gqa_attention
+
+    model = backend.model
+    assert model.config._attn_implementation == "sdpa"
+    try:
+        assert use_decode_gqa_attention(model) is True
+        assert model.config._attn_implementation == DECODE_GQA_ATTENTION
+        assert backend.generate(CAPITAL, max_new_tokens=8) == CAPITAL_REPLY
+        assert use_decode_gqa_attention(model) is False  # not sdpa any more: left alone
+    finally:
+        model.set_attn_implementation("sdpa")
+    assert backend.generate(CAPITAL, max_new_tokens=8) == CAPITAL_REPLY
+
+
 def test_cuda_requested_without_gpu_is_a_clear_error(tmp_path: Path) -> None:
     from assistant.llm.loading import resolve_device
 

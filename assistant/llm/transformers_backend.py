@@ -44,6 +44,8 @@ class TransformersBackend:
             self.model, self.tokenizer, self.source, self.device, self.loaded_from
         ) = load_model_and_tokenizer(settings)
         self.model_id = self.source.model_id
+        if settings.llm_compile:
+            use_decode_gqa_attention(self.model)
         vocab = int(getattr(self.model.config, "vocab_size", len(self.tokenizer)))
         self.grammars = GrammarCache(self.tokenizer, vocab)
         # one generate() at a time per model: torch CPU kernels already use all threads
@@ -179,6 +181,67 @@ class TransformersBackend:
         worker.join()
         if errors:
             raise GenerationError(f"generation failed: {errors[0]}") from errors[0]
+
+
+DECODE_GQA_ATTENTION = "sdpa_decode_gqa"
+
+
+def sdpa_decode_gqa(
+    module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any
+) -> tuple[Any, None]:
+    """transformers' SDPA attention, with grouped-query decode steps run on the KV heads.
+
+    Shapes: ``query`` (batch, heads, q_len, head_dim); ``key``/``value`` (batch, kv_heads,
+    kv_len, head_dim); ``attention_mask`` broadcastable to (batch, heads, q_len, kv_len);
+    returns ((batch, q_len, heads, head_dim), None) like every transformers attention
+    function.
+
+    For one query token (a decode step) with grouped-query attention (``heads`` a multiple
+    of ``kv_heads``), the ``heads // kv_heads`` query heads that share a KV head become
+    that KV head's query rows: (batch, kv_heads, groups, head_dim). Same arithmetic, but
+    the cached K and V are read as they are. transformers does this itself in eager decode
+    only; in a compiled step it copies K and V ``groups`` times over the whole static cache
+    (``repeat_kv``) in every layer: for SmolLM2-135M (9 query / 3 KV heads, 30 layers)
+    ~16 MB written and read again per token at 108 cached positions, growing with the
+    context. Everything else (prefill, no GQA, position bias, softcap) is transformers'
+    own ``sdpa_attention_forward``.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = int(getattr(module, "num_key_value_groups", 1) or 1)
+    if (query.shape[2] != 1 or groups == 1 or kwargs.get("position_bias") is not None
+            or kwargs.get("softcap") is not None or kwargs.get("output_attentions")):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    batch, heads, _, dim = query.shape
+    packed = query.reshape(batch, heads // groups, groups, dim)
+    if attention_mask is not None and attention_mask.shape[1] != 1:  # a per-head mask
+        attention_mask = attention_mask.reshape(attention_mask.shape[0], heads // groups, groups, -1)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        packed, key, value, attn_mask=attention_mask, dropout_p=kwargs.get("dropout", 0.0),
+        scale=kwargs.get("scaling"),
+    )
+    return out.reshape(out.shape[0], heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+def use_decode_gqa_attention(model: Any) -> bool:
+    """Switch a model that runs transformers' ``sdpa`` attention to :func:`sdpa_decode_gqa`
+    (registered once, with SDPA's own mask function). Returns whether it switched: models
+    on another attention implementation are left as they are.
+
+    Measured with ``/tmp`` A/B runs of the compiled decode step (SmolLM2-135M, 64 tokens,
+    2 threads, 3 paired process pairs): 67.3 % -> 69.0 % of the bandwidth bound on average;
+    greedy tokens identical.
+    """
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    if getattr(model.config, "_attn_implementation", None) != "sdpa":
+        return False
+    AttentionInterface.register(DECODE_GQA_ATTENTION, sdpa_decode_gqa)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(DECODE_GQA_ATTENTION, sdpa_mask)
+    model.set_attn_implementation(DECODE_GQA_ATTENTION)
+    return True
 
 
 class _StopWhenClosed:
