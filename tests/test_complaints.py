@@ -102,6 +102,20 @@ def test_parse_vitals_from_runtime_text():
     assert parse_vitals("temp 101.3") == {"temp_c": 38.5}  # Fahrenheit converted
 
 
+@pytest.mark.parametrize(("text", "sbp"), [
+    ("BP 120/80", 120),
+    ("血压90-140，其他都正常", 140),   # a health check's diastolic-systolic range, low first
+    ("bp 80/125 this morning", 125),   # a reversed pair: systolic is the larger number
+    ("血压140~90", 140),
+    ("血压85/50", 85),
+    ("BP 70-80 in the ambulance", 80),
+    ("血压180120", 180),                # run together: only the first 3 digits are a reading
+    ("BP 85 - 2 hours ago", 85),        # not a pair
+])
+def test_blood_pressure_pair_reads_the_larger_number_as_systolic(text: str, sbp: float):
+    assert parse_vitals(text)["sbp"] == sbp
+
+
 def test_vitals_do_not_become_complaints():
     coding = code_complaint("Headache. SBP 120 HR 88 RR 18 BT 36.8 SpO2 97")
     assert coding.code_set == {"12100"}

@@ -47,6 +47,16 @@ def test_vital_signs_in_red_band_escalate(triager) -> None:  # noqa: ANN001
     assert {"VITAL_SPO2", "VITAL_RR"} <= {f.rule_id for f in r.red_flags}
 
 
+def test_blood_pressure_written_low_high_is_not_hypotension(triager) -> None:  # noqa: ANN001
+    """'血压90-140' is a diastolic-systolic range (systolic 140), not a systolic of 90;
+    a real low pair still escalates."""
+    normal = triager.triage("量血压多少算高血压？体检结果出来了，血压90-140，其他都没什么问题", age=35)
+    assert "VITAL_SBP" not in {f.rule_id for f in normal.red_flags}
+    low = triager.triage("头晕乏力，刚才量血压85/50，心里发慌", age=70)
+    assert "VITAL_SBP" in {f.rule_id for f in low.red_flags}
+    assert low.disposition.is_emergency
+
+
 @pytest.mark.parametrize(
     ("text", "kwargs", "expected"),
     [

@@ -41,6 +41,7 @@ from assistant.errors import DataError
 from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
 from assistant.triage.red_flags import affirmed_spans, normalize_text
 from assistant.triage.vitals import PATTERNS as _VITAL_PATTERNS
+from assistant.triage.vitals import reading as _vital_reading
 
 DEFAULT_VOCABULARY_PATH = KNOWLEDGE_BASE_DIR / "complaint_vocabulary.yaml"
 MAX_CODING_CHARS = 4000
@@ -323,7 +324,8 @@ def parse_vitals(text: str) -> dict[str, float]:
 
     Uses the label patterns of :mod:`assistant.triage.vitals` (``SBP 120``, ``BP 120/80``,
     ``HR 88``, ``pulse 88``, ``RR 18``, ``BT 36.8``, ``T 38.5``, ``SpO2 97``, ``血氧 88``,
-    ``心率 140``, ``血压 85/50``, ``体温 39``). Temperatures above 45 are read as °F and
+    ``心率 140``, ``血压 85/50``, ``体温 39``; the systolic of a pair is its larger number).
+    Temperatures above 45 are read as °F and
     converted to °C. Readings outside physiological ranges are dropped.
 
     Args:
@@ -338,7 +340,7 @@ def parse_vitals(text: str) -> dict[str, float]:
         m = pattern.search(low)
         if not m:
             continue
-        value = float(m.group(1))
+        value = _vital_reading(key, m)
         name = "temp_c" if key == "temp" else key
         if name == "temp_c" and value > 45:
             value = round((value - 32) * 5 / 9, 1)

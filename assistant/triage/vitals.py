@@ -6,6 +6,12 @@ RR <= 8 or >= 25 /min; SpO2 <= 91 %; systolic BP <= 90 or >= 220 mmHg; pulse <= 
 >= 131 /min; temperature <= 35.0 C; consciousness other than Alert (AVPU V, P or U).
 Readings are recognised only with an explicit label (``SpO2 88``, ``HR 140``,
 ``BP 85/50``, ``RR 30``, ``T 34.8``, ``血氧88``, ``心率140``, ``呼吸30``, ``血压85/50``).
+
+A blood pressure written as a pair (``120/80``, ``90-140``, ``140~90``, ``90到140``) is read
+by :func:`reading`: the systolic is the larger number, whatever the order. Systolic
+pressure is above diastolic by definition, and lay writers often give the pair low-high
+("血压90-140", the diastolic-systolic range of a health check); reading the first number
+would call that a NEWS2 hypotension red flag.
 """
 
 from __future__ import annotations
@@ -18,11 +24,21 @@ _NUM = r"(\d{1,3}(?:\.\d)?)"
 PATTERNS: dict[str, re.Pattern[str]] = {
     "rr": re.compile(rf"(?:\brr\b|resp(?:iratory)? rate|呼吸(?:频率)?)\s*[:=]?\s*{_NUM}", re.I),
     "spo2": re.compile(rf"(?:spo2|sao2|o2 sat|saturation|sat\b|血氧(?:饱和度)?)\s*[:=]?\s*{_NUM}", re.I),
-    "sbp": re.compile(rf"(?:\bsbp\b|\bbp\b|blood pressure|血压)\s*[:=]?\s*{_NUM}", re.I),
+    "sbp": re.compile(rf"(?:\bsbp\b|\bbp\b|blood pressure|血压)\s*[:=]?\s*{_NUM}"
+                      r"(?:\s*(?:/|-|~|～|至|到)\s*(\d{2,3})(?!\d))?", re.I),
     "hr": re.compile(rf"(?:\bhr\b|heart rate|pulse|心率|脉搏)\s*[:=]?\s*{_NUM}", re.I),
     "temp": re.compile(rf"(?:\btemp(?:erature)?\b|\bbt\b|\bt\b|体温)\s*[:=]?\s*{_NUM}", re.I),
 }
 AVPU = re.compile(r"(?:mental|avpu|consciousness)\s*[:=]?\s*(verbal|pain|unresponsive|v\b|p\b|u\b)", re.I)
+
+
+def reading(key: str, match: re.Match[str]) -> float:
+    """The value of a :data:`PATTERNS` match: the number after the label; for ``sbp`` the
+    larger number of a written pair (mmHg; see the module docstring)."""
+    value = float(match.group(1))
+    if key == "sbp" and match.group(2):
+        value = max(value, float(match.group(2)))
+    return value
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ def vital_red_flags(text: str) -> list[VitalFlag]:
 
     def first(key: str) -> tuple[float, str] | None:
         m = PATTERNS[key].search(low)
-        return (float(m.group(1)), m.group(0)) if m else None
+        return (reading(key, m), m.group(0)) if m else None
 
     checks = [
         ("rr", lambda v: v <= 8 or v >= 25, "VITAL_RR", "abnormal breathing rate", "呼吸频率异常"),
