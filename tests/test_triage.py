@@ -47,7 +47,7 @@ def test_vital_signs_in_red_band_escalate(triager) -> None:  # noqa: ANN001
     assert {"VITAL_SPO2", "VITAL_RR"} <= {f.rule_id for f in r.red_flags}
 
 
-def test_blood_pressure_written_low_high_is_not_hypotension(triager) -> None:  # noqa: ANN001
+def test_blood_pressure_written_low_high_is_not_hypotension(triager) -> None:
     """'血压90-140' is a diastolic-systolic range (systolic 140), not a systolic of 90;
     a real low pair still escalates."""
     normal = triager.triage("量血压多少算高血压？体检结果出来了，血压90-140，其他都没什么问题", age=35)
