@@ -57,6 +57,15 @@ def test_blood_pressure_written_low_high_is_not_hypotension(triager) -> None:
     assert low.disposition.is_emergency
 
 
+def test_fahrenheit_hypothermia_is_a_red_flag(triager) -> None:
+    """NEWS2 temperature <= 35.0 C read from a Fahrenheit reading (94.5 F = 34.7 C), as the
+    acuity model's features already were; a normal Fahrenheit reading is not flagged."""
+    cold = triager.triage("found my grandmother confused on the floor, temp 94.5", age=84)
+    assert "VITAL_TEMP" in {f.rule_id for f in cold.red_flags}
+    normal = triager.triage("sore throat, temp 98.6", age=30)
+    assert "VITAL_TEMP" not in {f.rule_id for f in normal.red_flags}
+
+
 @pytest.mark.parametrize(
     ("text", "kwargs", "expected"),
     [

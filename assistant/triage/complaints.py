@@ -342,8 +342,6 @@ def parse_vitals(text: str) -> dict[str, float]:
             continue
         value = _vital_reading(key, m)
         name = "temp_c" if key == "temp" else key
-        if name == "temp_c" and value > 45:
-            value = round((value - 32) * 5 / 9, 1)
         lo, hi = _VITAL_RANGES[name]
         if lo <= value <= hi:
             out[name] = value

@@ -11,7 +11,8 @@ A blood pressure written as a pair (``120/80``, ``90-140``, ``140~90``, ``90到1
 by :func:`reading`: the systolic is the larger number, whatever the order. Systolic
 pressure is above diastolic by definition, and lay writers often give the pair low-high
 ("血压90-140", the diastolic-systolic range of a health check); reading the first number
-would call that a NEWS2 hypotension red flag.
+would call that a NEWS2 hypotension red flag. A temperature above 45 is Fahrenheit and is
+converted to Celsius before the check.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ AVPU = re.compile(r"(?:mental|avpu|consciousness)\s*[:=]?\s*(verbal|pain|unrespo
 
 def reading(key: str, match: re.Match[str]) -> float:
     """The value of a :data:`PATTERNS` match: the number after the label; for ``sbp`` the
-    larger number of a written pair (mmHg; see the module docstring)."""
+    larger number of a written pair (mmHg; see the module docstring); for ``temp`` degrees
+    Celsius, a value above 45 being Fahrenheit (no human temperature is above 45 °C, none
+    is below 45 °F), so "temp 94.5" is 34.7 °C, hypothermia."""
     value = float(match.group(1))
     if key == "sbp" and match.group(2):
         value = max(value, float(match.group(2)))
+    if key == "temp" and value > 45:
+        value = round((value - 32) * 5 / 9, 1)
     return value
 
 
