@@ -102,6 +102,32 @@ def test_parse_vitals_from_runtime_text():
     assert parse_vitals("temp 101.3") == {"temp_c": 38.5}  # Fahrenheit converted
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("her heart rate is 140 and she is pale", {"hr": 140}),
+    ("he has a temperature of 94", {"temp_c": 34.4}),
+    ("心跳有140多，胸口发闷", {"hr": 140}),
+    ("血压为85/50", {"sbp": 85}),
+    ("血压：85/50", {"sbp": 85}),            # full-width colon
+    ("pulse ox reading was 86", {"spo2": 86}),
+    ("my oxygen level 85 on the home monitor", {"spo2": 85}),
+    ("sats 89 on air", {"spo2": 89}),
+    ("收缩压只有80", {"sbp": 80}),
+    ("systolic 80", {"sbp": 80}),
+    ("BP was only 80/50 in the ambulance", {"sbp": 80}),
+    ("收缩压85", {"sbp": 85}),
+    ("高压230低压120", {"sbp": 230}),
+    ("breathing rate 32", {"rr": 32}),
+    ("pulse 88, pulse ox 97", {"hr": 88, "spo2": 97}),
+    # not readings: a pregnancy week after "can't", litres of oxygen, hyperbaric oxygen
+    ("I can't at 34 weeks carry anything", {}),
+    ("on oxygen 2 liters at home", {}),
+    ("高压氧治疗10次", {}),
+])
+def test_vital_readings_in_everyday_phrasing(text: str, expected: dict[str, float]):
+    """Labels and copulas as patients and carers write them (NEWS2 parameters)."""
+    assert parse_vitals(text) == expected
+
+
 @pytest.mark.parametrize(("text", "sbp"), [
     ("BP 120/80", 120),
     ("血压90-140，其他都正常", 140),   # a health check's diastolic-systolic range, low first

@@ -57,6 +57,18 @@ def test_blood_pressure_written_low_high_is_not_hypotension(triager) -> None:
     assert low.disposition.is_emergency
 
 
+@pytest.mark.parametrize(("text", "rule"), [
+    ("my dad is breathless, the pulse ox reading was 84", "VITAL_SPO2"),
+    ("妈妈头晕，心跳有150多，一直心慌", "VITAL_HR"),
+    ("feeling faint, systolic 82 on the home machine", "VITAL_SBP"),
+    ("奶奶站不稳，收缩压只有80", "VITAL_SBP"),
+])
+def test_red_band_vitals_in_everyday_phrasing_escalate(triager, text: str, rule: str) -> None:
+    r = triager.triage(text, age=70)
+    assert rule in {f.rule_id for f in r.red_flags}
+    assert r.disposition.is_emergency
+
+
 def test_fahrenheit_hypothermia_is_a_red_flag(triager) -> None:
     """NEWS2 temperature <= 35.0 C read from a Fahrenheit reading (94.5 F = 34.7 C), as the
     acuity model's features already were; a normal Fahrenheit reading is not flagged."""

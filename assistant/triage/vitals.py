@@ -5,7 +5,10 @@ response (Royal College of Physicians, National Early Warning Score 2, 2017):
 RR <= 8 or >= 25 /min; SpO2 <= 91 %; systolic BP <= 90 or >= 220 mmHg; pulse <= 40 or
 >= 131 /min; temperature <= 35.0 C; consciousness other than Alert (AVPU V, P or U).
 Readings are recognised only with an explicit label (``SpO2 88``, ``HR 140``,
-``BP 85/50``, ``RR 30``, ``T 34.8``, ``血氧88``, ``心率140``, ``呼吸30``, ``血压85/50``).
+``BP 85/50``, ``RR 30``, ``T 34.8``, ``血氧88``, ``心率140``, ``呼吸30``, ``血压85/50``), in
+the words patients and carers use too (``pulse ox 86``, ``oxygen level 85``, ``systolic 80``,
+``心跳150``, ``收缩压``/``高压``), with a colon or up to two linking words before the number
+("heart rate is 140", "a temperature of 94", "BP was only 80/50", "收缩压只有80").
 
 A blood pressure written as a pair (``120/80``, ``90-140``, ``140~90``, ``90到140``) is read
 by :func:`reading`: the systolic is the larger number, whatever the order. Systolic
@@ -22,13 +25,26 @@ from dataclasses import dataclass
 
 SOURCE = "NEWS2 single-parameter red score (Royal College of Physicians 2017)"
 _NUM = r"(\d{1,3}(?:\.\d)?)"
+# between a label and its number: a colon (ASCII or full-width), "=", or up to two linking
+# words as people write them ("heart rate is 140", "a temperature of 94", "BP was only 80",
+# "心跳有140", "血压为85/50", "收缩压只有80")
+_LINK = r"(?:[:=：]|\b(?:is|was|of|at|reads?|only|about|around|just)\b|为|是|只有|有|仅|才|约|大约|大概|在)"
+_SEP = rf"\s*(?:{_LINK}\s*){{0,2}}"
+
+
+def _labelled(labels: str, tail: str = "") -> re.Pattern[str]:
+    return re.compile(rf"(?:{labels}){_SEP}{_NUM}{tail}", re.I)
+
+
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "rr": re.compile(rf"(?:\brr\b|resp(?:iratory)? rate|呼吸(?:频率)?)\s*[:=]?\s*{_NUM}", re.I),
-    "spo2": re.compile(rf"(?:spo2|sao2|o2 sat|saturation|sat\b|血氧(?:饱和度)?)\s*[:=]?\s*{_NUM}", re.I),
-    "sbp": re.compile(rf"(?:\bsbp\b|\bbp\b|blood pressure|血压)\s*[:=]?\s*{_NUM}"
-                      r"(?:\s*(?:/|-|~|～|至|到)\s*(\d{2,3})(?!\d))?", re.I),
-    "hr": re.compile(rf"(?:\bhr\b|heart rate|pulse|心率|脉搏)\s*[:=]?\s*{_NUM}", re.I),
-    "temp": re.compile(rf"(?:\btemp(?:erature)?\b|\bbt\b|\bt\b|体温)\s*[:=]?\s*{_NUM}", re.I),
+    "rr": _labelled(r"\brr\b|resp(?:iratory)? rate|breathing rate|呼吸(?:频率)?"),
+    "spo2": _labelled(r"spo2|sao2|o2 sat|\bpulse ?ox(?:imeter|imetry)?(?: reading)?|oxygen (?:level|saturation|sats?)"
+                      r"|saturation|\bsats?\b|血氧(?:饱和度|浓度)?|氧饱和度"),
+    "sbp": _labelled(r"\bsbp\b|\bbp\b|blood pressure|systolic(?: blood pressure| pressure| bp)?|血压|收缩压|高压",
+                     r"(?:\s*(?:/|-|~|～|至|到)\s*(\d{2,3})(?!\d))?"),
+    "hr": _labelled(r"\bhr\b|heart rate|heart ?beat|pulse(?: rate)?|心率|心跳|脉搏"),
+    # "t" alone is a label ("T 34.8"), never the t of "can't" / "don't"
+    "temp": _labelled(r"\btemp(?:erature)?\b|\bbt\b|(?<![\'’])\bt\b|体温"),
 }
 AVPU = re.compile(r"(?:mental|avpu|consciousness)\s*[:=]?\s*(verbal|pain|unresponsive|v\b|p\b|u\b)", re.I)
 
