@@ -168,27 +168,24 @@ def main() -> None:
     # every run must decode exactly N tokens. The prompt's greedy reply is longer than the
     # default N, so decode runs the app's own loop (EOS check only). ``min_new_tokens`` is
     # the fallback for a longer N: its logits processor masks EOS over the whole vocabulary
-    # (torch.isin + torch.where on 49k logits, ~0.6 ms a token), work the app never does
-    if natural < args.tokens:
-        extra = {**extra, "min_new_tokens": args.tokens}
-        for _ in range(2 if args.compile else 1):
-            backend._generate_ids(enc, args.tokens, **extra)
+    # (torch.isin + torch.where on 49k logits, ~0.6 ms a token), work the app never does.
+    # It runs outside the compiled forward, so the warm-up above compiled what it needs
+    forced = {"min_new_tokens": args.tokens} if natural < args.tokens else {}
     static = args.static or args.compile
     positions = prompt_len + args.tokens if static else prompt_len + args.tokens / 2
     n_kv = kv_bytes_per_position(model) * positions
     per_token = n_weights + n_kv
-    # every run decodes the same N tokens (see above). Each run is paired
-    # with a bandwidth probe just before and just after it: on a shared host the
-    # bandwidth available moves by +-15 % from minute to minute (neighbours' load), so a
-    # decode rate and a bound taken minutes apart compare different machines
+    # each run is paired with a bandwidth probe just before and just after it: on a shared
+    # host the bandwidth available moves by +-15 % from minute to minute (neighbours' load),
+    # so a decode rate and a bound taken minutes apart compare different machines
     decode_tps, cpu_tps, prefill, ids, paired, probes = 0.0, 0.0, 0.0, [], [], []
     for _ in range(args.repeats):
         bw_before = read_bandwidth(args.threads, repeats=3)
         t, c = time.perf_counter(), time.process_time()
-        ids = backend._generate_ids(enc, args.tokens, **extra)
+        ids = backend._generate_ids(enc, args.tokens, **extra, **forced)
         total, total_cpu = time.perf_counter() - t, time.process_time() - c
         t, c = time.perf_counter(), time.process_time()
-        backend._generate_ids(enc, 1, **{k: v for k, v in extra.items() if k != "min_new_tokens"})
+        backend._generate_ids(enc, 1, **extra)
         prefill, prefill_cpu = time.perf_counter() - t, time.process_time() - c
         bw_after = read_bandwidth(args.threads, repeats=3)
         run_tps = (len(ids) - 1) / max(total - prefill, 1e-9)
@@ -205,7 +202,7 @@ def main() -> None:
           f"LLC {llc_bytes() / 2**20:.0f} MiB)")
     print(f"decode options      : dtype={dtype} static_cache={static} compile={args.compile} "
           f"attn={model.config._attn_implementation} warm-up {warmup:.1f} s "
-          f"({'min_new_tokens forces' if 'min_new_tokens' in extra else 'the greedy reply runs past'} {args.tokens} tokens)")
+          f"({'min_new_tokens forces' if forced else 'the greedy reply runs past'} {args.tokens} tokens)")
     print(f"torch threads       : {torch.get_num_threads()}   load average {os.getloadavg()[0]:.1f}")
     print(f"cold load (GGUF)    : {cold:6.2f} s" if args.data_dir is None else
           f"first load (cache)  : {cold:6.2f} s   (--data-dir given: no de-quantisation)")
