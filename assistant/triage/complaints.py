@@ -322,11 +322,11 @@ _VITAL_RANGES = {"sbp": (40.0, 300.0), "hr": (20.0, 250.0), "rr": (4.0, 70.0),
 def parse_vitals(text: str) -> dict[str, float]:
     """Numeric vital signs from labelled readings in ``text``.
 
-    Uses the label patterns of :mod:`assistant.triage.vitals` (``SBP 120``, ``BP 120/80``,
-    ``HR 88``, ``pulse 88``, ``RR 18``, ``BT 36.8``, ``T 38.5``, ``SpO2 97``, ``血氧 88``,
-    ``心率 140``, ``血压 85/50``, ``体温 39``; the systolic of a pair is its larger number).
-    Temperatures above 45 are read as °F and
-    converted to °C. Readings outside physiological ranges are dropped.
+    Uses the label patterns and :func:`assistant.triage.vitals.reading` (``SBP 120``,
+    ``BP 120/80``, ``HR 88``, ``pulse 88``, ``RR 18``, ``BT 36.8``, ``T 38.5``, ``SpO2 97``,
+    ``血氧 88``, ``心率 140``, ``血压 85/50``, ``体温 39``): the systolic of a pair is its
+    larger number, a temperature above 45 is °F and converted to °C. Readings outside
+    physiological ranges are dropped.
 
     Args:
         text: any text (only the first :data:`MAX_CODING_CHARS` characters are read).
