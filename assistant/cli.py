@@ -442,10 +442,13 @@ def _start_router_fit() -> subprocess.Popen[bytes] | None:
 
 @app.command("fit-router", hidden=True)
 def fit_router() -> None:
-    """Fit (or load) the department router into the model cache of the data folder."""
-    from assistant.triage.routing import load_router
+    """Fit (or load) the department routers (TF-IDF and embedding) into the model cache of
+    the data folder."""
+    from assistant.triage.routing import load_embedding_router, load_router
 
-    load_router(_settings())
+    settings = _settings()
+    load_router(settings)
+    load_embedding_router(settings)
 
 
 def expected_error(exc: BaseException) -> AssistantError | None:

@@ -3,7 +3,8 @@
 Times, on the written cases (``eval/cases/triage_cases.jsonl``, English and Chinese), with
 the packaged models, no retrieval index and no hospital tables (CPU):
 
-* ``conditions``: condition retrieval + NHAMCS prior (what condition grounding adds);
+* ``conditions``: BM25 condition retrieval + NHAMCS prior (what condition grounding adds;
+  the multilingual steps, embedding router and Chinese conditions, are timed in ``route``);
 * ``route``: the whole department ranking (classifier + conditions + prior + rules);
 * ``turn``: a whole triage turn (screening, red flags, complaint coding, acuity, routing).
 

@@ -188,3 +188,70 @@ def test_chinese_complaints_reach_conditions_by_multilingual_retrieval(index: Co
     r = triager.triage("淋巴瘤是重症吗？亲戚颈部淋巴结肿大，检查发现是淋巴瘤", lead_in=False)
     assert r.departments[0].code == "HEMAT"
     assert any("lymphoma" in c.url for c in r.citations)
+
+
+def test_dense_logistic_regression_exports_exactly(settings, tmp_path) -> None:
+    """A logistic regression on sentence embeddings (the embedding router) exports to
+    arrays that give scikit-learn's probabilities, also after a save/load round trip;
+    vectors of another width are refused."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from assistant.knowledge.crosslingual import get_multilingual_encoder
+    from assistant.triage.linear_text import LinearTextModel, export
+    from assistant.triage.routing import catalog_examples
+
+    examples = [e for e in catalog_examples() if e.label in {"CARDIO", "DERM", "ENT", "PSYCH"}]
+    encoder = get_multilingual_encoder(settings)
+    x = encoder.passage([e.text for e in examples])
+    clf = LogisticRegression(C=64.0, class_weight="balanced", max_iter=3000).fit(x, [e.label for e in examples])
+    export(clf).save(tmp_path / "router.npz")
+    model = LinearTextModel.load(tmp_path / "router.npz")
+    queries = encoder.query(["my chest feels tight when I climb stairs", "耳朵嗡嗡响，听不清"])
+    assert np.allclose(model.predict_proba_dense(queries), clf.predict_proba(queries), atol=1e-5)
+    assert list(model.classes_) == list(clf.classes_)
+    with pytest.raises(ValueError, match="features"):
+        model.predict_proba_dense(np.zeros((1, 384)))
+
+
+def test_unsure_complaints_mix_in_the_embedding_router(triager) -> None:
+    """Where the TF-IDF router is unsure (largest probability below the gate), the
+    embedding router knows the lay paraphrase (own cases, not from the dev sets)."""
+    from assistant.triage.engine import ML_CONFIDENCE_GATE
+    from assistant.triage.routing import probabilities
+
+    for text, expected in [("心里发慌，老是睡不着，高兴不起来", "PSYCH"),
+                           ("my toe is red hot and swollen after a night of beer", "RHEUM")]:
+        tfidf = probabilities(triager.router, text)
+        assert max(tfidf.values()) < ML_CONFIDENCE_GATE and max(tfidf, key=tfidf.get) != expected
+        mixed, vector = triager._with_embedding(text, tfidf, warning_signs=None)
+        assert vector is not None and vector.shape == (512,)
+        assert max(mixed, key=mixed.get) == expected, sorted(mixed.items(), key=lambda kv: -kv[1])[:3]
+        assert abs(sum(mixed.values()) - 1.0) < 1e-6
+
+
+def test_confident_or_emergency_complaints_do_not_wait_for_the_encoder(triager) -> None:
+    """A confident TF-IDF router, or a fired warning sign, keeps its own probabilities
+    and computes no embedding (an emergency answer never waits for a model load)."""
+    from assistant.triage.routing import probabilities
+
+    confident = "I have a red itchy rash with silvery scales on my elbows and knees"
+    words = probabilities(triager.router, confident)
+    assert triager._with_embedding(confident, words, warning_signs=None) == (words, None)
+    unsure = "心里发慌，老是睡不着，高兴不起来"
+    words = probabilities(triager.router, unsure)
+    assert triager._with_embedding(unsure, words, warning_signs=["RF_CHEST_PAIN_CARDIAC"]) == (words, None)
+
+
+def test_routing_without_the_embedding_router_uses_the_tfidf_router(settings, monkeypatch) -> None:
+    """Without the multilingual encoder package the router still ranks departments."""
+    from assistant.triage import engine
+    from assistant.triage.routing import probabilities
+
+    monkeypatch.setattr(engine, "load_embedding_router", lambda *a, **k: None)
+    monkeypatch.setattr("assistant.knowledge.crosslingual.get_multilingual_encoder", lambda *a, **k: None)
+    triager = engine.Triager(settings, retriever=None, hospital=None)
+    text = "my toe is red hot and swollen after a night of beer"
+    words = probabilities(triager.router, text)
+    assert triager._with_embedding(text, words, warning_signs=None) == (words, None)
+    assert triager.triage(text, age=40, lead_in=False).departments

@@ -39,7 +39,7 @@ from assistant.llm.base import ChatBackend
 from assistant.settings import Settings
 from assistant.text import answer_language, is_cjk, normalise
 from assistant.triage.interview import follow_up_questions
-from assistant.triage.routing import load_router, probabilities
+from assistant.triage.routing import load_embedding_router, load_router, probabilities
 from assistant.triage.urgency import assess_urgency
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,26 @@ W_MULTILINGUAL = 0.1
 dense retrieval (:meth:`ConditionIndex.retrieve_multilingual`; the BM25 condition index is
 English), chosen on the router's train split (``eval/routing/tune_fusion.py --multilingual``)."""
 ML_CONFIDENCE_GATE = 0.7
-"""The multilingual step runs only when the text classifier's largest probability is below
-this: on the train split the step changes no top-1 above it (top-1 0.9528 at every gate
-from 0.6 to always), and 20 % of Chinese complaints then need the encoder (~0.4 s to load,
-~5 ms a query) instead of all of them."""
+"""The multilingual steps (the embedding router and, for Chinese text, the multilingual
+conditions) run only when the TF-IDF classifier's largest probability is below this: on
+the train split they change no top-1 above it (out-of-fold top-1 the same at every gate
+from 0.7 to always), and about a quarter of complaints then need the encoder (~0.3 s to
+load once, ~4 ms a query) instead of all of them."""
+W_EMBEDDING = 0.2
+"""Share of the embedding router (logistic regression on the multilingual sentence
+embedding, :func:`~assistant.triage.routing.load_embedding_router`) in the text
+classifier's probabilities, the TF-IDF router having the rest. Chosen with its C on
+out-of-fold predictions of the router's train split (``eval/routing/tune_fusion.py
+--embedding``; the classifier alone: top-1 0.949 -> 0.961, top-3 0.979 -> 0.985 at 0.2,
+0.962 / 0.987 at 0.3) and our written cases, which are worded like clinicians' vignettes
+rather than the dev sets the router learns from (top-1 201 / 214 at 0.2 as without it,
+198 at 0.3)."""
 W_WARNING_SIGN = 0.3
 """Weight of the departments of the condition a fired warning sign names
 (``red_flag_conditions.yaml``): set by design, not tuned (the train split has few red
 flags): it outweighs the text classifier's vote for one department (at most 0.7)
 only together with the retrieved conditions or the prior, e.g. a possible heart attack
 ranks Cardiology above Thoracic Surgery."""
-"""Conditions retrieved per complaint, and the softmax temperature over their BM25 scores."""
 RED_FLAG_WINDOW = 20_000
 """Red flags scan the whole message in overlapping windows of this many characters."""
 RED_FLAG_OVERLAP = 400
@@ -105,6 +114,11 @@ class Triager:
     def router(self) -> Any:
         """The fitted department router (trained or loaded once per Triager)."""
         return load_router(self.settings, self.kb)
+
+    @cached_property
+    def embedding_router(self) -> Any:
+        """The embedding router (None without the multilingual encoder package)."""
+        return load_embedding_router(self.settings, self.kb)
 
     @cached_property
     def acuity(self) -> Any:
@@ -403,45 +417,73 @@ class Triager:
         return condition_index(self.kb.root)
 
     def _evidence(self, text: str, coding: Any, *, age: float | None, sex: str | None,
-                  warning_signs: list[str] | None = None, confidence: float = 0.0) -> Any:
+                  warning_signs: list[str] | None = None, vector: Any = None) -> Any:
         """Retrieved conditions, the conditions named by warning signs and the NHAMCS prior
-        for a complaint (empty on any fault); ``confidence``: the text classifier's largest
-        probability (the multilingual step runs only below :data:`ML_CONFIDENCE_GATE`, and
-        not when a warning sign fired)."""
+        for a complaint (empty on any fault); ``vector``: the complaint's multilingual
+        embedding (:meth:`_complaint_vector`) when the router computed one, which a Chinese
+        complaint also searches the multilingual condition index with."""
         from assistant.triage.conditions import ConditionEvidence
 
         if not text.strip():
             return ConditionEvidence()
         codes = [] if coding is None else list(coding.codes)
         try:
-            # a fired warning sign names the condition itself (red_flag_conditions.yaml): the
-            # emergency answer does not wait for the multilingual search
-            search = confidence < ML_CONFIDENCE_GATE and not warning_signs
-            vector, vectors = self._multilingual_query(text) if search else (None, None)
+            vectors = self._multilingual_vectors(text) if vector is not None else None
             return self.conditions.evidence(text, code_labels=[c.label_en for c in codes],
                                             codes=[c.code for c in codes], age=age, sex=sex,
                                             k=ROUTING_K, temperature=ROUTING_TEMPERATURE,
-                                            warning_signs=warning_signs, query_vector=vector,
+                                            warning_signs=warning_signs,
+                                            query_vector=None if vectors is None else vector,
                                             vectors=vectors)
         except Exception as exc:  # noqa: BLE001 - conditions are an aid, never a blocker
             log.warning("condition retrieval failed: %s", type(exc).__name__)
             return ConditionEvidence()
 
-    def _multilingual_query(self, text: str) -> tuple[Any, Any]:
-        """``(vector, packaged vectors)`` of a Chinese complaint for the multilingual
-        condition retrieval, or ``(None, None)`` for other text, without the multilingual
-        package or when its weight is 0."""
+    def _multilingual_vectors(self, text: str) -> Any:
+        """The packaged MedQuAD document vectors for a Chinese complaint's multilingual
+        condition retrieval; None for other text, without them, or when its weight is 0."""
         from assistant.text import has_cjk
 
         if W_MULTILINGUAL <= 0 or not has_cjk(text):
-            return None, None
-        from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
+            return None
+        from assistant.knowledge.crosslingual import load_packaged_vectors
 
-        vectors = load_packaged_vectors(self.kb.root)
-        encoder = get_multilingual_encoder(self.settings) if vectors is not None else None
-        if encoder is None:
-            return None, None
-        return encoder.query([text[:1000]])[0], vectors
+        return load_packaged_vectors(self.kb.root)
+
+    def _complaint_vector(self, text: str) -> Any:
+        """The complaint's multilingual sentence embedding (512 float32, unit norm; first
+        1,000 characters), or None without the encoder package or on any fault."""
+        from assistant.knowledge.crosslingual import get_multilingual_encoder
+
+        try:
+            encoder = get_multilingual_encoder(self.settings)
+            return None if encoder is None else encoder.query([text[:1000]])[0]
+        except Exception as exc:  # noqa: BLE001 - the TF-IDF router still answers
+            log.warning("complaint embedding failed: %s", type(exc).__name__)
+            return None
+
+    def _with_embedding(self, text: str, probs: dict[str, float], *,
+                        warning_signs: list[str] | None) -> tuple[dict[str, float], Any]:
+        """The TF-IDF router's department probabilities ``probs`` for ``text``, mixed with
+        the embedding router's (share :data:`W_EMBEDDING`) when their largest is below
+        :data:`ML_CONFIDENCE_GATE` and no warning sign fired (an emergency answer never
+        waits for the encoder). Returns ``(probabilities over the catalog codes, the
+        complaint's embedding or None)``.
+        """
+        if not text.strip() or warning_signs or max(probs.values(), default=0.0) >= ML_CONFIDENCE_GATE:
+            return probs, None
+        vector = self._complaint_vector(text)
+        model = self.embedding_router if vector is not None and W_EMBEDDING > 0 else None
+        if model is None:
+            return probs, vector
+        try:
+            dense = dict(zip(map(str, model.classes_), model.predict_proba_dense(vector)[0], strict=True))
+        except ValueError as exc:  # a cached model of another encoder width
+            log.warning("embedding router unusable: %s", exc)
+            return probs, vector
+        codes = set(probs) | set(dense)
+        return {c: (1 - W_EMBEDDING) * probs.get(c, 0.0) + W_EMBEDDING * float(dense.get(c, 0.0))
+                for c in codes}, vector
 
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
                emergency: bool, ed_first: bool = False, coding: Any = None,
@@ -450,7 +492,8 @@ class Triager:
 
         Fusion (weights :data:`W_CLASSIFIER`, :data:`W_CONDITIONS`, :data:`W_PRIOR`,
         :data:`W_RETRIEVAL`, chosen on the router's train split, never on its validation
-        split): text-classifier probabilities + departments of the retrieved conditions
+        split): text-classifier probabilities (:meth:`_with_embedding`: TF-IDF, mixed
+        with the embedding router when unsure) + departments of the retrieved conditions
         (ICD-10 block -> department table) + the NHAMCS prior P(condition group | complaint
         code, age band, sex) + the hospital index's department passages when there is one.
         Then the catalog/policy rules, after fusion: departments that do not see the
@@ -468,9 +511,9 @@ class Triager:
         risk alone keeps the specialty first: the urgency line already says "go to the
         emergency department now" and the demand signal goes to the ED.
         """
-        probs = probabilities(self.router, text) if text.strip() else {"GENMED": 1.0}
-        evidence = self._evidence(text, coding, age=age, sex=sex, warning_signs=warning_signs,
-                                  confidence=max(probs.values(), default=0.0))
+        words = probabilities(self.router, text) if text.strip() else {"GENMED": 1.0}
+        probs, vector = self._with_embedding(text, words, warning_signs=warning_signs)
+        evidence = self._evidence(text, coding, age=age, sex=sex, warning_signs=warning_signs, vector=vector)
         fused = {code: W_CLASSIFIER * probs.get(code, 0.0) + W_CONDITIONS * evidence.departments.get(code, 0.0)
                  + W_PRIOR * evidence.prior.get(code, 0.0) + W_WARNING_SIGN * evidence.named.get(code, 0.0)
                  + W_MULTILINGUAL * evidence.multilingual.get(code, 0.0)
@@ -485,7 +528,9 @@ class Triager:
         reasons: dict[str, tuple[str, str]] = {}
         ranked = sorted(fused, key=lambda c: -fused[c])
         policy, limit = self.kb.routing, self.kb.paediatric_age_limit
-        text_best = max((c for c in probs if c in self.catalog and c != "EMERG"), key=lambda c: probs[c],
+        # the TF-IDF router's best: the complaint's own words (the embedding router reads
+        # "my 5 year old" as paediatrics whatever the complaint)
+        text_best = max((c for c in words if c in self.catalog and c != "EMERG"), key=lambda c: words[c],
                         default=None)
         if age is not None and limit is not None and age < limit:
             # a child sees a sees_children specialty directly only when the complaint's own

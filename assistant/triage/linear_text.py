@@ -95,14 +95,28 @@ class LinearTextModel:
         out = []
         for text in texts:
             cols, vals = self._features(text)
-            z = self.coef[:, cols] @ vals + self.intercept
-            if len(self.classes_) == 2 and self.coef.shape[0] == 1:
-                p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
-                out.append([1.0 - p1, p1])
-            else:
-                e = np.exp(z - z.max())
-                out.append(e / e.sum())
+            out.append(self._link(self.coef[:, cols] @ vals + self.intercept))
         return np.asarray(out)
+
+    def predict_proba_dense(self, vectors: np.ndarray) -> np.ndarray:
+        """Class probabilities of a model fitted on dense feature vectors (no text blocks,
+        e.g. sentence embeddings): ``vectors`` ``(n, n_features)`` -> ``(n, C)``.
+
+        Raises:
+            ValueError: the width of ``vectors`` is not the model's number of features.
+        """
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        if vectors.shape[1] != self.coef.shape[1]:
+            raise ValueError(f"expected {self.coef.shape[1]} features, got {vectors.shape[1]}")
+        return np.asarray([self._link(z) for z in vectors @ self.coef.T + self.intercept])
+
+    def _link(self, z: np.ndarray) -> np.ndarray:
+        """Logistic regression's link: softmax over C classes, sigmoid for a binary model."""
+        if len(self.classes_) == 2 and self.coef.shape[0] == 1:
+            p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
+            return np.array([1.0 - p1, p1])
+        e = np.exp(z - z.max())
+        return e / e.sum()
 
     def save(self, path: Path) -> None:
         """Write ``path`` (.npz arrays) and ``path.with_suffix('.json')`` (vocabularies), atomically."""
@@ -137,11 +151,16 @@ class LinearTextModel:
 
 
 def export(pipeline: Any) -> LinearTextModel:
-    """Arrays of a fitted ``Pipeline([("features", FeatureUnion([...])), ("clf", LogisticRegression)])``.
+    """Arrays of a fitted ``Pipeline([("features", FeatureUnion([...])), ("clf", LogisticRegression)])``,
+    or of a bare fitted ``LogisticRegression`` on dense vectors (no text blocks: use
+    :meth:`LinearTextModel.predict_proba_dense`).
 
     Raises:
         ValueError: the pipeline uses settings this module does not reproduce.
     """
+    if not hasattr(pipeline, "named_steps"):
+        return LinearTextModel([], np.asarray(pipeline.coef_), np.asarray(pipeline.intercept_),
+                               list(pipeline.classes_))
     blocks = []
     for name, vec in pipeline.named_steps["features"].transformer_list:
         analyzer = "words" if name == "words" else "chars"

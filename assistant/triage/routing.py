@@ -9,6 +9,10 @@ trained on:
 * the train split (70 %, by a hash of the text) of Symptom2Disease dev (English) and
   Toyhom internal-medicine dev (Chinese), relabelled with ``knowledge_base/routing_labels.yaml``.
 
+A second, smaller router (:func:`train_embedding_router`) is a logistic regression on the
+same examples' multilingual sentence embeddings; the engine mixes it in when the TF-IDF
+router is unsure (``W_EMBEDDING``, ``ML_CONFIDENCE_GATE`` in :mod:`assistant.triage.engine`).
+
 The other 30 % is the validation split; it is never trained on
 (:func:`validation_examples` returns it for the eval script). The fitted model is cached
 under ``<data_dir>/models/router-<key>.npz`` and retrained when the data changes.
@@ -163,6 +167,59 @@ def load_router(settings: Settings, kb: KnowledgeBase | None = None) -> Any:
     kb = kb or default_kb(settings.resolved_knowledge_base_dir)
     path = settings.model_cache_dir / f"router-{_data_key(settings.shared_data_dir, kb)}.npz"
     return load_or_train(path, lambda: train_router(training_examples(settings.shared_data_dir, kb)))
+
+
+EMBEDDING_C = 64.0
+"""Inverse regularisation of the embedding router's logistic regression, chosen with its
+mixing weight (``W_EMBEDDING`` in :mod:`assistant.triage.engine`) on out-of-fold
+predictions of the train split (``eval/routing/tune_fusion.py --embedding``)."""
+
+
+def train_embedding_router(examples: Iterable[Example], encoder: Any) -> Any:
+    """Fit a class-balanced logistic regression on the multilingual sentence embeddings
+    (:class:`assistant.knowledge.crosslingual.MultilingualEncoder`, 512-d unit rows) of
+    ``examples`` (the first 1,000 characters of each; embedding the 3,354 training texts
+    takes ~8 s on 2 cores, fitting ~2 s). Returns the fitted scikit-learn estimator.
+
+    The TF-IDF router knows words it has seen; the embedding knows paraphrases and
+    synonyms it has not ("can't catch my breath" / "short of breath", "胸口发紧" / "胸闷").
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from assistant.cache import cached_derived, content_key
+
+    examples = list(examples)
+    texts = [e.text[:1000] for e in examples]
+    # the embeddings are shared by every data folder (derived cache, keyed by the texts and
+    # the model), so a new data folder refits in ~2 s instead of re-embedding for ~8 s
+    blob = cached_derived("router-embeddings", encoder.model_id, content_key(encoder.model_id, *texts),
+                          lambda: np.asarray(encoder.passage(texts, batch_size=64), dtype=np.float32).tobytes())
+    vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(texts), -1)
+    clf = LogisticRegression(C=EMBEDDING_C, class_weight="balanced", max_iter=3000)
+    return clf.fit(vectors, [e.label for e in examples])
+
+
+def load_embedding_router(settings: Settings, kb: KnowledgeBase | None = None) -> Any:
+    """The embedding router (:func:`train_embedding_router`) as a
+    :class:`~assistant.triage.linear_text.LinearTextModel` (use ``predict_proba_dense``),
+    from the caches or by fitting it; None without the multilingual encoder package.
+    """
+    from assistant.knowledge.crosslingual import (
+        MULTILINGUAL_MODEL_ID,
+        MULTILINGUAL_PIP,
+        get_multilingual_encoder,
+    )
+    from assistant.triage.model_cache import load_or_train
+
+    encoder = get_multilingual_encoder(settings)
+    if encoder is None:
+        return None
+    kb = kb or default_kb(settings.resolved_knowledge_base_dir)
+    model_key = hashlib.sha256(f"{MULTILINGUAL_MODEL_ID}|{MULTILINGUAL_PIP}|{EMBEDDING_C}".encode()).hexdigest()[:8]
+    path = settings.model_cache_dir / f"router-use-{_data_key(settings.shared_data_dir, kb)}-{model_key}.npz"
+    return load_or_train(path, lambda: train_embedding_router(training_examples(settings.shared_data_dir, kb),
+                                                               encoder))
 
 
 def classify(settings: Settings, text: str) -> dict[str, float]:

@@ -11,9 +11,15 @@ number of conditions ``k`` and the softmax temperature, maximising top-1 accepte
 top-3).
 The emergency department is left out, as in the engine's specialty ranking.
 
-Usage: ``.venv/bin/python eval/routing/tune_fusion.py [--multilingual]``  (a few minutes on 2
-cores). ``--multilingual`` keeps the engine's weights and chooses ``W_MULTILINGUAL`` and the
-multilingual condition retrieval's k and temperature (Chinese complaints).
+The classifier's probabilities are the engine's: the TF-IDF router's, mixed with the
+embedding router's (``W_EMBEDDING``) where the TF-IDF router's largest probability is below
+``ML_CONFIDENCE_GATE``, both out-of-fold.
+
+Usage: ``.venv/bin/python eval/routing/tune_fusion.py [--multilingual | --embedding]``  (a few
+minutes on 2 cores). ``--multilingual`` keeps the engine's weights and chooses
+``W_MULTILINGUAL`` and the multilingual condition retrieval's k and temperature (Chinese
+complaints). ``--embedding`` chooses the embedding router's C (``routing.EMBEDDING_C``), its
+share ``W_EMBEDDING`` and the confidence gate, scoring the classifier alone.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from assistant.settings import Settings
+    from assistant.triage import engine, routing
     from assistant.triage.complaints import code_complaint
     from assistant.triage.engine import Triager
     from assistant.triage.routing import (
@@ -44,16 +51,21 @@ def main() -> None:
     catalog = catalog_examples(triager.kb)
     folds = 5
     fold = [hashlib.sha256(e.text.encode()).digest()[1] % folds for e in train]
-    probs: list[dict[str, float]] = [{}] * len(train)
+    tfidf: list[dict[str, float]] = [{}] * len(train)
     for f in range(folds):
         model = train_router(catalog + [e for e, g in zip(train, fold, strict=True) if g != f])
         for i, (e, g) in enumerate(zip(train, fold, strict=True)):
             if g == f:
                 p = model.predict_proba([e.text])[0]
-                probs[i] = {str(c): float(v) for c, v in zip(model.classes_, p, strict=True)}
+                tfidf[i] = {str(c): float(v) for c, v in zip(model.classes_, p, strict=True)}
         print(f"fold {f + 1}/{folds} done", flush=True)
-    codings = [code_complaint(e.text) for e in train]
     codes = list(triager.catalog)
+    if "--embedding" in sys.argv:
+        _tune_embedding(triager, train, catalog, fold, tfidf, codes)
+        return
+    dense = _embedding_oof(triager, train, catalog, fold, routing.EMBEDDING_C)
+    probs = [_mixed(p, d, engine.W_EMBEDDING, engine.ML_CONFIDENCE_GATE) for p, d in zip(tfidf, dense, strict=True)]
+    codings = [code_complaint(e.text) for e in train]
     retrieved = [[d for d in triager._retrieve_departments(e.text) if d != "EMERG"] for e in train]
     if "--multilingual" in sys.argv:
         _tune_multilingual(triager, train, probs, codings, retrieved, codes)
@@ -90,6 +102,63 @@ def _ranked(codes, p, ev, ret, weights, ml=None, wm=0.0) -> list[str]:
     for rank, d in enumerate(ret):
         s[d] = s.get(d, 0.0) + wr / (1 + rank)
     return sorted(s, key=lambda d: -s[d])
+
+
+def _embedding_oof(triager, train, catalog, fold, c) -> list[dict[str, float]]:
+    """Out-of-fold probabilities of the embedding router (logistic regression, inverse
+    regularisation ``c``) on the train split, the same folds as the TF-IDF router; empty
+    dicts without the multilingual encoder."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from assistant.knowledge.crosslingual import get_multilingual_encoder
+
+    encoder = get_multilingual_encoder(triager.settings)
+    if encoder is None:
+        return [{} for _ in train]
+    x_cat = encoder.passage([e.text[:1000] for e in catalog], batch_size=64)
+    x = encoder.passage([e.text[:1000] for e in train], batch_size=64)
+    out: list[dict[str, float]] = [{} for _ in train]
+    for f in sorted(set(fold)):
+        keep = np.array([g != f for g in fold])
+        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+        clf.fit(np.vstack([x_cat, x[keep]]), [e.label for e in catalog] + [e.label for e, k in zip(train, keep, strict=True) if k])
+        for i in np.flatnonzero(~keep):
+            out[i] = {str(k): float(v) for k, v in zip(clf.classes_, clf.predict_proba(x[i : i + 1])[0], strict=True)}
+    return out
+
+
+def _mixed(p: dict[str, float], dense: dict[str, float], w: float, gate: float) -> dict[str, float]:
+    """The engine's text probabilities: TF-IDF ``p`` mixed with the embedding router's
+    ``dense`` (share ``w``) when ``max(p) < gate`` (``Triager._with_embedding``)."""
+    if not dense or max(p.values(), default=0.0) >= gate:
+        return p
+    return {c: (1 - w) * p.get(c, 0.0) + w * dense.get(c, 0.0) for c in set(p) | set(dense)}
+
+
+def _tune_embedding(triager, train, catalog, fold, tfidf, codes) -> None:
+    """``--embedding``: the embedding router's C, share and gate, by out-of-fold top-1 of
+    the classifier alone (the ED left out)."""
+    from assistant.triage.conditions import ConditionEvidence
+
+    none = ConditionEvidence()  # no conditions, no prior: the classifier alone
+    results = []
+    for c in (4.0, 16.0, 64.0):
+        dense = _embedding_oof(triager, train, catalog, fold, c)
+        for w, gate in itertools.product((0.0, 0.2, 0.3, 0.4, 0.5), (1.01, 0.8, 0.7, 0.6)):
+            top1 = top3 = used = 0
+            for e, p, d in zip(train, tfidf, dense, strict=True):
+                ranked = _ranked(codes, _mixed(p, d, w, gate), none, [], (1.0, 0.0, 0.0, 0.0))
+                top1 += ranked[0] in e.departments
+                top3 += bool(set(ranked[:3]) & set(e.departments))
+                used += max(p.values(), default=0.0) < gate
+            results.append((top1 / len(train), top3 / len(train), c, w, gate, used / len(train)))
+        print(f"C={c} done", flush=True)
+    base = next(r for r in results if r[3] == 0.0)
+    print(f"train split n={len(train)}, out-of-fold; TF-IDF router alone: top1={base[0]:.4f} top3={base[1]:.4f}")
+    print("best (top1, top3, C, W_EMBEDDING, confidence gate, share of complaints that run it):")
+    for r in sorted(results, reverse=True)[:12]:
+        print("  ", tuple(round(x, 4) if isinstance(x, float) else x for x in r))
 
 
 def _tune_multilingual(triager, train, probs, codings, retrieved, codes) -> None:
