@@ -68,7 +68,7 @@ def main() -> None:
     codings = [code_complaint(e.text) for e in train]
     retrieved = [[d for d in triager._retrieve_departments(e.text) if d != "EMERG"] for e in train]
     if "--multilingual" in sys.argv:
-        _tune_multilingual(triager, train, probs, codings, retrieved, codes)
+        _tune_multilingual(triager, train, probs, codings, retrieved, codes, tfidf)
         return
     w_retrieval = (0.0, 0.05, 0.1, 0.15) if triager.retriever is not None else (0.0,)
     results = []
@@ -161,7 +161,7 @@ def _tune_embedding(triager, train, catalog, fold, tfidf, codes) -> None:
         print("  ", tuple(round(x, 4) if isinstance(x, float) else x for x in r))
 
 
-def _tune_multilingual(triager, train, probs, codings, retrieved, codes) -> None:
+def _tune_multilingual(triager, train, probs, codings, retrieved, codes, tfidf) -> None:
     """``--multilingual``: with the other weights as in the engine, choose ``W_MULTILINGUAL``
     and the multilingual condition retrieval's k and temperature (Chinese text only)."""
     from assistant.knowledge.crosslingual import get_multilingual_encoder, load_packaged_vectors
@@ -176,7 +176,7 @@ def _tune_multilingual(triager, train, probs, codings, retrieved, codes) -> None
                                         k=engine.ROUTING_K, temperature=engine.ROUTING_TEMPERATURE)
             for e, cd in zip(train, codings, strict=True)]
     vecs = [encoder.query([e.text[:1000]])[0] if has_cjk(e.text) else None for e in train]
-    confidence = [max(p.values(), default=0.0) for p in probs]
+    confidence = [max(p.values(), default=0.0) for p in tfidf]  # the engine gates on the TF-IDF router
     zh = sum(v is not None for v in vecs)
     results = []
     for k, gate in itertools.product((8, 16), (1.01, 0.9, 0.8, 0.7, 0.6)):
