@@ -173,6 +173,9 @@ def test_temperature_thresholds_for_infants() -> None:
     assert _fired("my 6 week old has a temperature of 38.0") == {"RF_INFANT_FEVER"}
     assert _fired("my 6 week old has a temperature of 37.9") == set()
     assert _fired("my 6 week old is 100.6 F") == {"RF_INFANT_FEVER"}
+    # 94.5 is Fahrenheit (34.7 °C, vitals.celsius): a stated temperature below 38 °C, so
+    # "fever" alone does not fire; the NEWS2 vital sign escalates it (test_triage.py)
+    assert _fired("my 6 week old has a fever, temperature 94.5") == set()
     assert _fired("宝宝50天，体温三十八度五") == {"RF_INFANT_FEVER"}
     assert _fired("my 4 month old has a fever of 39") == set()
     assert _fired("baby has a fever", {"age": 0.2}) == {"RF_INFANT_FEVER"}

@@ -76,6 +76,8 @@ def test_fahrenheit_hypothermia_is_a_red_flag(triager) -> None:
     assert "VITAL_TEMP" in {f.rule_id for f in cold.red_flags}
     normal = triager.triage("sore throat, temp 98.6", age=30)
     assert "VITAL_TEMP" not in {f.rule_id for f in normal.red_flags}
+    infant = triager.triage("my 6 week old has a fever, temperature 94.5", age=0.12)
+    assert "VITAL_TEMP" in {f.rule_id for f in infant.red_flags} and infant.disposition.is_emergency
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ from assistant.cache import RegexStore, content_key
 from assistant.domain import Disposition
 from assistant.errors import DataError
 from assistant.paths import KNOWLEDGE_BASE_DIR, read_yaml
+from assistant.triage.vitals import celsius
 
 DEFAULT_RULES_PATH = KNOWLEDGE_BASE_DIR / "red_flags.yaml"
 MAX_SCAN_CHARS = 20_000
@@ -877,7 +878,7 @@ class _Doc:
                         value = (_number(g[0]) or 0) + _decimal(None, g[1])
                     else:  # "39度5": the digit after 度 is the decimal
                         value = float(g[0]) + _decimal(g[1], g[3] if rx is _TEMP_UNIT and g[2] == "度" else None)
-                    value = (value - 32) * 5 / 9 if value >= 95 else value  # Fahrenheit
+                    value = celsius(value)  # Fahrenheit converted
                     if 34 <= value <= 43.5:
                         found.setdefault(m.start(1), (m.start(1), m.end(), value))
             self._temps = [t for t in sorted(found.values()) if self.is_valid(t[0], t[1])]

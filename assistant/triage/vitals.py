@@ -49,17 +49,25 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 AVPU = re.compile(r"(?:mental|avpu|consciousness)\s*[:=]?\s*(verbal|pain|unresponsive|v\b|p\b|u\b)", re.I)
 
 
+FAHRENHEIT_ABOVE = 45.0
+"""A stated body temperature above this is in degrees Fahrenheit: no living person's is
+above 45 °C, and none is below 45 °F (7 °C)."""
+
+
+def celsius(value: float) -> float:
+    """A stated body temperature in °C: ``value`` above :data:`FAHRENHEIT_ABOVE` is read as
+    °F and converted, rounded to 0.1 °C ("101.3" -> 38.5, "94.5" -> 34.7); others as they are."""
+    return round((value - 32) * 5 / 9, 1) if value > FAHRENHEIT_ABOVE else value
+
+
 def reading(key: str, match: re.Match[str]) -> float:
     """The value of a :data:`PATTERNS` match: the number after the label; for ``sbp`` the
     larger number of a written pair (mmHg; see the module docstring); for ``temp`` degrees
-    Celsius, a value above 45 being Fahrenheit (no human temperature is above 45 °C, none
-    is below 45 °F), so "temp 94.5" is 34.7 °C, hypothermia."""
+    Celsius (:func:`celsius`: Fahrenheit converted), so "temp 94.5" is 34.7 °C, hypothermia."""
     value = float(match.group(1))
     if key == "sbp" and match.group(2):
         value = max(value, float(match.group(2)))
-    if key == "temp" and value > 45:
-        value = round((value - 32) * 5 / 9, 1)
-    return value
+    return celsius(value) if key == "temp" else value
 
 
 @dataclass(frozen=True)
