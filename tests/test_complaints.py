@@ -118,6 +118,12 @@ def test_parse_vitals_from_runtime_text():
     ("高压230低压120", {"sbp": 230}),
     ("breathing rate 32", {"rr": 32}),
     ("pulse 88, pulse ox 97", {"hr": 88, "spo2": 97}),
+    ("心率每分钟140次，胸闷", {"hr": 140}),
+    ("脉搏每分钟45次", {"hr": 45}),
+    ("oxygen saturation 88%", {"spo2": 88}),
+    # not readings: an iron study's transferrin saturation (%)
+    ("my iron tests came back, transferrin saturation 55%", {}),
+    ("transferrin sat 60 and ferritin 8", {}),
     # not readings: a pregnancy week after "can't", litres of oxygen, hyperbaric oxygen
     ("I can't at 34 weeks carry anything", {}),
     ("on oxygen 2 liters at home", {}),
@@ -180,3 +186,12 @@ def test_dev_set_recall_precision():
     assert {c["lang"] for c in cases} == {"en", "zh"}
     table = score(cases)
     assert table["all"]["recall"] >= 0.85 and table["all"]["precision"] >= 0.85
+
+
+def test_transferrin_saturation_is_not_a_low_oxygen_red_flag():
+    """An iron study's low transferrin saturation is not NEWS2's SpO2 <= 91 %; a low oxygen
+    saturation in the same words still is."""
+    from assistant.triage.vitals import vital_red_flags
+
+    assert vital_red_flags("iron deficiency, transferrin saturation 12%, ferritin 6") == []
+    assert [f.rule_id for f in vital_red_flags("breathless, saturation 84% on air")] == ["VITAL_SPO2"]

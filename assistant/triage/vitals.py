@@ -27,8 +27,10 @@ SOURCE = "NEWS2 single-parameter red score (Royal College of Physicians 2017)"
 _NUM = r"(\d{1,3}(?:\.\d)?)"
 # between a label and its number: a colon (ASCII or full-width), "=", or up to two linking
 # words as people write them ("heart rate is 140", "a temperature of 94", "BP was only 80",
-# "心跳有140", "血压为85/50", "收缩压只有80")
-_LINK = r"(?:[:=：]|\b(?:is|was|of|at|reads?|only|about|around|just)\b|为|是|只有|有|仅|才|约|大约|大概|在)"
+# "心跳有140", "血压为85/50", "收缩压只有80", "心率每分钟140次")
+_LINK = r"(?:[:=：]|\b(?:is|was|of|at|reads?|only|about|around|just)\b|为|是|只有|有|仅|才|约|大约|大概|在|每分钟|每分)"
+# the iron study's transferrin saturation (TSAT, %) is not an oxygen saturation
+_NOT_IRON = r"(?<!transferrin )(?<!iron )(?<!tsat )"
 _SEP = rf"\s*(?:{_LINK}\s*){{0,2}}"
 
 
@@ -39,7 +41,7 @@ def _labelled(labels: str, tail: str = "") -> re.Pattern[str]:
 PATTERNS: dict[str, re.Pattern[str]] = {
     "rr": _labelled(r"\brr\b|resp(?:iratory)? rate|breathing rate|呼吸(?:频率)?"),
     "spo2": _labelled(r"spo2|sao2|o2 sat|\bpulse ?ox(?:imeter|imetry)?(?: reading)?|oxygen (?:level|saturation|sats?)"
-                      r"|saturation|\bsats?\b|血氧(?:饱和度|浓度)?|氧饱和度"),
+                      rf"|{_NOT_IRON}(?:saturation|\bsats?\b)|血氧(?:饱和度|浓度)?|氧饱和度"),
     "sbp": _labelled(r"\bsbp\b|\bbp\b|blood pressure|systolic(?: blood pressure| pressure| bp)?|血压|收缩压|高压",
                      r"(?:\s*(?:/|-|~|～|至|到)\s*(\d{2,3})(?!\d))?"),
     "hr": _labelled(r"\bhr\b|heart rate|heart ?beat|pulse(?: rate)?|心率|心跳|脉搏"),
