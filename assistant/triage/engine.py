@@ -39,7 +39,7 @@ from assistant.llm.base import ChatBackend
 from assistant.settings import Settings
 from assistant.text import answer_language, is_cjk, normalise
 from assistant.triage.interview import follow_up_questions
-from assistant.triage.routing import load_embedding_router, load_router, probabilities
+from assistant.triage.routing import load_embedding_router, load_router, mix, probabilities
 from assistant.triage.urgency import assess_urgency
 
 log = logging.getLogger(__name__)
@@ -477,13 +477,11 @@ class Triager:
         if model is None:
             return probs, vector
         try:
-            dense = dict(zip(map(str, model.classes_), model.predict_proba_dense(vector)[0], strict=True))
+            dense = model.predict_proba_dense(vector)[0]
         except ValueError as exc:  # a cached model of another encoder width
             log.warning("embedding router unusable: %s", exc)
             return probs, vector
-        codes = set(probs) | set(dense)
-        return {c: (1 - W_EMBEDDING) * probs.get(c, 0.0) + W_EMBEDDING * float(dense.get(c, 0.0))
-                for c in codes}, vector
+        return mix(probs, {str(c): float(p) for c, p in zip(model.classes_, dense, strict=True)}, W_EMBEDDING), vector
 
     def _route(self, text: str, *, age: float | None, sex: str | None, pregnant: bool | None,
                emergency: bool, ed_first: bool = False, coding: Any = None,

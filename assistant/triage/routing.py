@@ -222,6 +222,13 @@ def load_embedding_router(settings: Settings, kb: KnowledgeBase | None = None) -
                                                                encoder))
 
 
+def mix(words: dict[str, float], dense: dict[str, float], share: float) -> dict[str, float]:
+    """The TF-IDF router's probabilities ``words`` mixed with the embedding router's
+    ``dense``: ``(1 - share) * words + share * dense`` over the codes of either (sums to 1
+    when both do)."""
+    return {c: (1 - share) * words.get(c, 0.0) + share * dense.get(c, 0.0) for c in set(words) | set(dense)}
+
+
 def classify(settings: Settings, text: str) -> dict[str, float]:
     """Department probabilities for ``text`` (all catalog codes, summing to 1)."""
     return probabilities(load_router(settings), text)

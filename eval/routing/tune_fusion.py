@@ -131,9 +131,11 @@ def _embedding_oof(triager, train, catalog, fold, c) -> list[dict[str, float]]:
 def _mixed(p: dict[str, float], dense: dict[str, float], w: float, gate: float) -> dict[str, float]:
     """The engine's text probabilities: TF-IDF ``p`` mixed with the embedding router's
     ``dense`` (share ``w``) when ``max(p) < gate`` (``Triager._with_embedding``)."""
+    from assistant.triage.routing import mix
+
     if not dense or max(p.values(), default=0.0) >= gate:
         return p
-    return {c: (1 - w) * p.get(c, 0.0) + w * dense.get(c, 0.0) for c in set(p) | set(dense)}
+    return mix(p, dense, w)
 
 
 def _tune_embedding(triager, train, catalog, fold, tfidf, codes) -> None:
