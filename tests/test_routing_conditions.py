@@ -123,6 +123,49 @@ def test_learned_risk_emergency_keeps_the_specialty_first(settings, hospital_db)
     assert r.departments[0].code == "DERM" and "EMERG" not in [d.code for d in r.departments]
     assert r.demand_signal.department == "EMERG"
     assert r.departments[0].reason_en.startswith("after the emergency department")
+    # the answer still names the ED on its department line, ahead of the specialty
+    from assistant.triage.render import render_answer
+
+    line = next(x for x in render_answer(r).splitlines() if x.startswith("Recommended department"))
+    assert line.index("the emergency department") < line.index("Dermatology")
+
+
+def test_warning_sign_and_words_agreeing_on_the_specialty_put_it_ahead_of_the_ed(settings) -> None:
+    """A known epileptic's seizure lasting ten minutes: the seizure warning sign names a
+    condition Neurology cares for and the words say Neurology (TF-IDF >= ED_HANDOVER_GATE),
+    so Neurology leads and the ED follows; everything that sends the patient somewhere
+    (disposition, demand signal, answer) still says the ED now."""
+    from assistant.triage.engine import ED_HANDOVER_GATE, Triager
+    from assistant.triage.render import render_answer
+    from assistant.triage.routing import probabilities
+
+    t = Triager(settings, retriever=None, hospital=None)
+    text = "癫痫病人今天抽搐不停，口吐白沫，已经十分钟了"
+    assert probabilities(t.router, text)["NEURO"] >= ED_HANDOVER_GATE
+    r = t.triage(text, lead_in=False)
+    assert [f.rule_id for f in r.red_flags] == ["RF_SEIZURE"]
+    assert r.disposition is Disposition.EMERGENCY_AMBULANCE
+    assert [d.code for d in r.departments[:2]] == ["NEURO", "EMERG"]
+    assert r.demand_signal.department == "EMERG"
+    answer = render_answer(r)
+    assert answer.startswith("**🚨")
+    line = next(x for x in answer.splitlines() if x.startswith("建议科室"))
+    assert line.index("急诊科") < line.index("神经内科")
+
+
+@pytest.mark.parametrize("text", [
+    # sepsis is named (Infectious Diseases) but the words say Dermatology: they disagree
+    "My mum has a fever, she's confused and her skin looks blotchy",
+    # unconsciousness names no single condition
+    "He collapsed and is not responding",
+    # a stroke is named (Neurology); the words lean to Cardiology (hypertension), unsure
+    "高血压患者突然一侧手脚无力，说话不清",
+])
+def test_the_ed_leads_unless_sign_and_words_agree(settings, text) -> None:
+    from assistant.triage.engine import Triager
+
+    r = Triager(settings, retriever=None, hospital=None).triage(text, lead_in=False)
+    assert r.red_flags and r.departments[0].code == "EMERG"
 
 
 @pytest.mark.parametrize(

@@ -18,20 +18,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from pathlib import Path
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from assistant.domain import (
     Citation,
     ComplaintCodeRef,
-    RiskEstimate,
     DemandSignal,
     DepartmentScore,
     Disposition,
     DoctorSuggestion,
     RedFlagRef,
+    RiskEstimate,
     TriageResult,
 )
 from assistant.kb import KnowledgeBase, default_kb
@@ -76,6 +76,11 @@ W_WARNING_SIGN = 0.3
 flags): it outweighs the text classifier's vote for one department (at most 0.7)
 only together with the retrieved conditions or the prior, e.g. a possible heart attack
 ranks Cardiology above Thoracic Surgery."""
+ED_HANDOVER_GATE = 0.7
+"""TF-IDF probability from which the complaint's own words name the specialty that leads an
+emergency's department list ahead of the ED (:meth:`Triager._handover_specialty`). The
+same value as :data:`ML_CONFIDENCE_GATE`, set a priori, not tuned: the router's train
+split is in-sample for the classifier and its validation split is only scored."""
 RED_FLAG_WINDOW = 20_000
 """Red flags scan the whole message in overlapping windows of this many characters."""
 RED_FLAG_OVERLAP = 400
@@ -505,9 +510,11 @@ class Triager:
         emergency. It leads the list only when a deterministic warning sign (red flag,
         NEWS2 vital sign or an emergency-level urgency rule: ``ed_first``) names a
         time-critical problem, which the ED's own teams (resuscitation, chest-pain and
-        stroke centres) take first; the specialty follows it. An emergency from the learned
-        risk alone keeps the specialty first: the urgency line already says "go to the
-        emergency department now" and the demand signal goes to the ED.
+        stroke centres) take first; the specialty follows it, or leads it when the warning
+        sign and the complaint's words agree on it (:meth:`_handover_specialty`). An
+        emergency from the learned risk alone keeps the specialty first. Either way the
+        urgency line and the department line of the answer say "go to the emergency
+        department now" and the demand signal goes to the ED.
         """
         words = probabilities(self.router, text) if text.strip() else {"GENMED": 1.0}
         probs, vector = self._with_embedding(text, words, warning_signs=warning_signs)
@@ -549,7 +556,12 @@ class Triager:
                 fused[rule.department] = max(fused.values()) + 0.05
                 reasons[rule.department] = (rule.reason_en, rule.reason_zh)
         if ed_first:
-            fused["EMERG"] = max(fused.values()) + 0.1
+            lead = self._handover_specialty(fused, words, evidence, warning_signs)
+            if lead is None:
+                fused["EMERG"] = max(fused.values()) + 0.1
+            else:
+                fused[lead] = max(fused.values()) + 0.1
+                fused["EMERG"] = fused[lead] - 0.05
             reasons["EMERG"] = ("warning signs: the emergency department sees you first",
                                 "存在危险信号，需先由急诊科处理")
         total = sum(fused.values()) or 1.0
@@ -565,6 +577,31 @@ class Triager:
                                        score=round(min(1.0, fused[code] / total), 3),
                                        reason_en=en, reason_zh=zh))
         return out, evidence
+
+    def _handover_specialty(self, fused: dict[str, float], words: dict[str, float], evidence: Any,
+                            warning_signs: list[str] | None) -> str | None:
+        """The specialty that leads an emergency's department list instead of the ED, or None.
+
+        The ED leads unless two independent sources agree on the specialty that cares for
+        the condition: every fired warning sign names a condition
+        (``red_flag_conditions.yaml``; unconsciousness, severe bleeding and vital signs name
+        none), the complaint's own words give one department a TF-IDF probability of at
+        least :data:`ED_HANDOVER_GATE`, that department cares for a named condition (its
+        ICD-10 block's departments) and it is the fused best after the catalog and policy
+        rules. Then the specialty leads and the ED follows it: the disposition, the
+        answer's first lines, the doctor suggestions and the demand signal still send the
+        patient to the ED now. "My husband has epilepsy, he had a fit with foaming at the
+        mouth, which hospital treats epilepsy best?" -> Neurology, then the ED; a confused,
+        feverish woman with blotchy skin (sepsis named, the words say Dermatology) -> the ED.
+        """
+        named = evidence.warning_sign_conditions
+        if not warning_signs or not named or any(not self.conditions.named_conditions([rule]) for rule in warning_signs):
+            return None
+        best = max((c for c in words if c in self.catalog and c != "EMERG"), key=lambda c: words[c], default=None)
+        if best is None or words[best] < ED_HANDOVER_GATE or not any(best in c.group.departments for c in named):
+            return None
+        specialty = max((c for c in fused if c != "EMERG"), key=lambda c: fused[c])
+        return best if specialty == best else None
 
     def _sees(self, code: str, age: float | None, sex: str | None) -> bool:
         """Whether catalog department ``code`` exists and sees this patient

@@ -101,7 +101,10 @@ def render_answer(result: TriageResult, *, booking: dict[str, Any] | None = None
             md_escape(r) for r in why[:4])))
     if result.departments:
         d = result.departments[0]
-        lines.append(_t(lang, "department", name=md_escape(d.name_zh if lang == "zh" else d.name_en),
+        # an emergency always names the ED first, whichever department leads the ranking
+        # (a specialty leads it after a learned-risk emergency or a handover, see Triager._route)
+        key = "department_emergency" if result.disposition.is_emergency and d.code != "EMERG" else "department"
+        lines.append(_t(lang, key, name=md_escape(d.name_zh if lang == "zh" else d.name_en),
                         reason=md_escape(d.reason_zh if lang == "zh" else d.reason_en)))
         if d.code == "EMERG" and len(result.departments) > 1:
             # the specialty that usually takes over after the emergency department
