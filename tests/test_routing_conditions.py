@@ -128,6 +128,10 @@ def test_learned_risk_emergency_keeps_the_specialty_first(settings, hospital_db)
 
     line = next(x for x in render_answer(r).splitlines() if x.startswith("Recommended department"))
     assert line.index("the emergency department") < line.index("Dermatology")
+    from assistant.ui.app import card_html
+
+    card = card_html(r, None)
+    assert card.index("Emergency Department (EMERG)") < card.index("Specialty") < card.index("(DERM)")
 
 
 def test_warning_sign_and_words_agreeing_on_the_specialty_put_it_ahead_of_the_ed(settings) -> None:
@@ -151,6 +155,11 @@ def test_warning_sign_and_words_agreeing_on_the_specialty_put_it_ahead_of_the_ed
     assert answer.startswith("**🚨")
     line = next(x for x in answer.splitlines() if x.startswith("建议科室"))
     assert line.index("急诊科") < line.index("神经内科")
+    # the patient tab's card names the ED (whose doctors are suggested), then the specialty
+    from assistant.ui.app import card_html
+
+    card = card_html(r, None)
+    assert card.index("急诊科 (EMERG)") < card.index("专科") < card.index("神经内科 (NEURO)")
 
 
 @pytest.mark.parametrize("text", [
