@@ -585,9 +585,9 @@ class Triager:
         """The specialty that leads an emergency's department list instead of the ED, or None.
 
         The ED leads unless two independent sources agree on the specialty that cares for
-        the condition: every fired warning sign names a condition
-        (``red_flag_conditions.yaml``; unconsciousness, severe bleeding and vital signs name
-        none), the complaint's own words give one department a TF-IDF probability of at
+        the condition: at least one warning sign fired and every one names a condition
+        (``red_flag_conditions.yaml``; unconsciousness, severe bleeding, NEWS2 vital signs
+        and the emergency-level urgency rules name none), the complaint's own words give one department a TF-IDF probability of at
         least :data:`ED_HANDOVER_GATE`, that department cares for a named condition (its
         ICD-10 block's departments) and it is the fused best after the catalog and policy
         rules. Then the specialty leads and the ED follows it: the disposition, the
