@@ -587,14 +587,17 @@ class Triager:
         The ED leads unless two independent sources agree on the specialty that cares for
         the condition: at least one warning sign fired and every one names a condition
         (``red_flag_conditions.yaml``; unconsciousness, severe bleeding, NEWS2 vital signs
-        and the emergency-level urgency rules name none), the complaint's own words give one department a TF-IDF probability of at
-        least :data:`ED_HANDOVER_GATE`, that department cares for a named condition (its
-        ICD-10 block's departments) and it is the fused best after the catalog and policy
-        rules. Then the specialty leads and the ED follows it: the disposition, the
-        answer's first lines, the doctor suggestions and the demand signal still send the
-        patient to the ED now. "My husband has epilepsy, he had a fit with foaming at the
-        mouth, which hospital treats epilepsy best?" -> Neurology, then the ED; a confused,
+        and the emergency-level urgency rules name none), the complaint's own words give
+        one department a TF-IDF probability of at least :data:`ED_HANDOVER_GATE`, that
+        department cares for a named condition (its ICD-10 block's departments) and it is
+        the fused best after the catalog and policy rules. Then the specialty leads and the
+        ED follows it: the disposition, the answer's first lines, the doctor suggestions
+        and the demand signal still send the patient to the ED now.
+        "癫痫病人今天抽搐不停，口吐白沫，已经十分钟了" -> Neurology, then the ED; a confused,
         feverish woman with blotchy skin (sepsis named, the words say Dermatology) -> the ED.
+
+        Returns:
+            The catalog code of the specialty, or None (the ED leads).
         """
         named = evidence.warning_sign_conditions
         if not warning_signs or not named or any(not self.conditions.named_conditions([rule]) for rule in warning_signs):
