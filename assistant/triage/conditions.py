@@ -253,6 +253,12 @@ class ConditionIndex:
             log.warning("red_flag_conditions.yaml unavailable (%s)", type(exc).__name__)
             return {}
 
+    def names_condition(self, rule_id: str) -> bool:
+        """Whether warning sign ``rule_id`` names a condition of a known ICD-10 group (what
+        :meth:`named_conditions` returns a condition for)."""
+        entry = self._warning_signs.get(rule_id)
+        return entry is not None and group_of(self.groups, str(entry.get("icd10", ""))) is not None
+
     def named_conditions(self, rule_ids: list[str]) -> list[RetrievedCondition]:
         """The conditions that fired warning signs name (``red_flag_conditions.yaml``), with
         the MedQuAD page of the named focus when the index has one; unknown ids are skipped."""

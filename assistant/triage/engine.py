@@ -558,7 +558,7 @@ class Triager:
                 fused[rule.department] = max(fused.values()) + 0.05
                 reasons[rule.department] = (rule.reason_en, rule.reason_zh)
         if ed_first:
-            lead = self._handover_specialty(fused, words, evidence, warning_signs)
+            lead = self._handover_specialty(fused, text_best, words, evidence, warning_signs)
             if lead is None:
                 fused["EMERG"] = max(fused.values()) + 0.1
             else:
@@ -580,8 +580,8 @@ class Triager:
                                        reason_en=en, reason_zh=zh))
         return out, evidence
 
-    def _handover_specialty(self, fused: dict[str, float], words: dict[str, float], evidence: Any,
-                            warning_signs: list[str] | None) -> str | None:
+    def _handover_specialty(self, fused: dict[str, float], best: str | None, words: dict[str, float],
+                            evidence: Any, warning_signs: list[str] | None) -> str | None:
         """The specialty that leads an emergency's department list instead of the ED, or None.
 
         The ED leads unless two independent sources agree on the specialty that cares for
@@ -592,7 +592,8 @@ class Triager:
         department cares for a named condition (its ICD-10 block's departments) and it is
         the fused best after the catalog and policy rules. Then the specialty leads and the
         ED follows it: the disposition, the answer's first lines, the doctor suggestions
-        and the demand signal still send the patient to the ED now.
+        and the demand signal still send the patient to the ED now. ``best``: the TF-IDF
+        router's best catalog department other than the ED, ``words`` its probabilities.
         "癫痫病人今天抽搐不停，口吐白沫，已经十分钟了" -> Neurology, then the ED; a confused,
         feverish woman with blotchy skin (sepsis named, the words say Dermatology) -> the ED.
 
@@ -600,9 +601,8 @@ class Triager:
             The catalog code of the specialty, or None (the ED leads).
         """
         named = evidence.warning_sign_conditions
-        if not warning_signs or not named or any(not self.conditions.named_conditions([rule]) for rule in warning_signs):
+        if not warning_signs or not named or not all(self.conditions.names_condition(r) for r in warning_signs):
             return None
-        best = max((c for c in words if c in self.catalog and c != "EMERG"), key=lambda c: words[c], default=None)
         if best is None or words[best] < ED_HANDOVER_GATE or not any(best in c.group.departments for c in named):
             return None
         specialty = max((c for c in fused if c != "EMERG"), key=lambda c: fused[c])

@@ -72,21 +72,22 @@ def card_html(result: Any, booking: dict[str, Any] | None) -> str:
     if not result.departments:
         return ""
     zh = result.language == "zh"
+
     def label(d: Any) -> str:
         name = d.name_zh if zh else d.name_en
         return name if f"({d.code})" in name else f"{name} ({d.code})"
 
     d = result.departments[0]
-    rows = [f"<b>{'科室' if zh else 'Department'}:</b> {html.escape(label(d))}"]
+    ed = None
     if result.disposition.is_emergency and d.code != "EMERG":
         # an emergency goes to the ED now (its doctors are the ones suggested); the
         # specialty that leads the ranking takes over afterwards
         from assistant.kb import default_kb
 
         ed = next((x for x in result.departments if x.code == "EMERG"), None) or default_kb().catalog.get("EMERG")
-        if ed is not None:
-            rows = [f"<b>{'科室' if zh else 'Department'}:</b> {html.escape(label(ed))}",
-                    f"<b>{'专科' if zh else 'Specialty'}:</b> {html.escape(label(d))}"]
+    rows = [f"<b>{'科室' if zh else 'Department'}:</b> {html.escape(label(ed or d))}"]
+    if ed is not None:
+        rows.append(f"<b>{'专科' if zh else 'Specialty'}:</b> {html.escape(label(d))}")
     if booking:
         doc = booking["doctor"]
         rows.append(f"<b>{'医生' if zh else 'Doctor'}:</b> {html.escape(doc['name_zh'] if zh else doc['name_en'])}"
